@@ -1,0 +1,141 @@
+"""The ``mars`` command line.
+
+    mars profiles                              what each profile sets
+    mars data synth --profile course           render the mini-NSynth dataset
+    mars data info  --profile course           count clips per split and family
+    mars reproduce  --profile smoke --out runs/smoke   dataset + every notebook
+
+Every command takes ``--profile``, ``--seed`` and ``--set key=value`` overrides
+(e.g. ``--set audio.n_fft=512 cmx.mode=truncate``).  Bad input ends with a one-line
+``error: ...`` that names the problem, and exit code 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import collections
+import sys
+import time
+from pathlib import Path
+
+from .config import PROFILES, Config, get_config, parse_overrides
+
+
+def _add_common(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--profile", default="course", help=f"one of {', '.join(PROFILES)} (default: course)")
+    p.add_argument("--seed", type=int, default=0, help="random seed (default: 0)")
+    p.add_argument("--device", default=None, help="cpu or cuda (default: the profile's)")
+    p.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE",
+                   help="override config fields, e.g. --set audio.n_fft=512 data.pitch_step=2")
+
+
+def _config(args: argparse.Namespace, **extra) -> Config:
+    over = {"seed": args.seed, **parse_overrides(args.set), **extra}
+    if args.device:
+        over["device"] = args.device
+    return get_config(args.profile, over)
+
+
+# --- commands ----------------------------------------------------------------------
+
+def cmd_profiles(args: argparse.Namespace) -> None:
+    print(f"{'profile':8} {'audio':24} {'F x T':>9} {'model input':>14} {'latent':>7} "
+          f"{'tokens':>6} {'codebook':>9}  transformer")
+    for name in PROFILES:
+        c = get_config(name)
+        a = c.audio
+        print(f"{name:8} {f'{a.sample_rate} Hz, {a.clip_seconds:.2f} s':24} "
+              f"{'%dx%d' % c.spec_shape:>9} {'%dx%dx%d' % c.input_shape:>14} "
+              f"{'%dx%d' % c.latent_shape:>7} {sum(h * w for h, w in c.tokenizer.scales):>6} "
+              f"{f'{c.tokenizer.codebook_size}x{c.tokenizer.latent_dim}':>9}  "
+              f"depth {c.ar.depth}, width {c.ar.width}")
+
+
+def cmd_data_synth(args: argparse.Namespace) -> None:
+    from .data import render_dataset
+
+    cfg = _config(args, **({"data.root": args.root} if args.root else {}))
+    t0 = time.time()
+    root = render_dataset(cfg, overwrite=args.overwrite)
+    print(f"dataset ready at {root} ({time.time() - t0:.1f} s)")
+    _print_counts(root, cfg)
+
+
+def cmd_data_info(args: argparse.Namespace) -> None:
+    cfg = _config(args, **({"data.root": args.root} if args.root else {}))
+    _print_counts(Path(cfg.data.root), cfg)
+
+
+def _print_counts(root: Path, cfg: Config) -> None:
+    from .data import read_examples
+
+    for split in ("train", "valid", "test"):
+        examples = read_examples(root, split, families=cfg.data.families)
+        by_family = collections.Counter(e.family_str for e in examples)
+        print(f"{split:5} {len(examples):5} clips  " + ", ".join(f"{k} {v}" for k, v in sorted(by_family.items())))
+
+
+def cmd_reproduce(args: argparse.Namespace) -> None:
+    from .notebooks import execute_notebook, notebook_sources
+
+    cfg = _config(args)
+    out = Path(args.out or f"runs/{cfg.profile}").resolve()
+    sources = notebook_sources()
+    if args.notebooks:
+        sources = [s for s in sources if s.name[:2] in args.notebooks]
+        if not sources:
+            raise ValueError(f"no notebook matches {args.notebooks}; numbers are like 01 02")
+    data_dir = Path(args.data_dir).resolve() if args.data_dir else None
+    for src in sources:
+        t0 = time.time()
+        print(f"running {src.name} (profile {cfg.profile}) ...", flush=True)
+        execute_notebook(src, cfg.profile, out, data_dir=data_dir, seed=cfg.seed, device=cfg.device)
+        print(f"  done in {time.time() - t0:.0f} s -> {out / src.stem}", flush=True)
+    print(f"all outputs under {out}")
+
+
+# --- parser ------------------------------------------------------------------------
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="mars", description="MARS reproduction: next-scale autoregression over CMX spectrograms.",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog="examples:\n  mars data synth --profile course\n  mars reproduce --profile smoke")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("profiles", help="show what each profile sets")
+    p.set_defaults(func=cmd_profiles)
+
+    data = sub.add_parser("data", help="build or inspect a dataset").add_subparsers(dest="data_command",
+                                                                                    required=True)
+    p = data.add_parser("synth", help="render the synthetic mini-NSynth dataset (NSynth folder format)")
+    _add_common(p)
+    p.add_argument("--root", help="output folder (default: the profile's data.root)")
+    p.add_argument("--overwrite", action="store_true", help="replace an existing, different dataset")
+    p.set_defaults(func=cmd_data_synth)
+    p = data.add_parser("info", help="count clips per split and instrument family")
+    _add_common(p)
+    p.add_argument("--root", help="dataset folder (default: the profile's data.root)")
+    p.set_defaults(func=cmd_data_info)
+
+    p = sub.add_parser("reproduce", help="render the data and execute every notebook with papermill")
+    _add_common(p)
+    p.add_argument("--out", help="run folder (default: runs/<profile>)")
+    p.add_argument("--data-dir", help="dataset folder (default: the profile's data.root)")
+    p.add_argument("--notebooks", nargs="*", help="only these notebook numbers, e.g. 01 03")
+    p.set_defaults(func=cmd_reproduce)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        args.func(args)
+    except (ValueError, FileNotFoundError, RuntimeError) as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,366 @@
+"""Configuration: flat, typed dataclasses and three named profiles.
+
+One :class:`Config` object travels through the whole project (notebooks, CLI,
+training, evaluation).  Build it with :func:`get_config`::
+
+    cfg = get_config("course", {"audio.n_fft": 512, "seed": 1})
+
+Profiles (see ``shared/PAPER.md`` for the reasoning):
+
+* ``smoke``  - CI and any laptop: tiny data and models, every code path in seconds.
+* ``course`` - a student laptop CPU: recognisable pitched notes in about half an hour.
+* ``paper``  - one GPU: the paper's spectrogram size (512 x 512) and VAR-like models.
+
+Values the paper does not state are *our reproduction choices*; they are marked
+"(ours)" in the comments.  Defined in notebook 01.
+"""
+
+from __future__ import annotations
+
+import ast
+import copy
+import dataclasses
+from dataclasses import dataclass, field
+from typing import Any, Mapping
+
+# NSynth's eleven instrument families, in NSynth's own index order
+# (``instrument_family`` in examples.json is the index into this tuple).
+NSYNTH_FAMILIES: tuple[str, ...] = (
+    "bass", "brass", "flute", "guitar", "keyboard", "mallet",
+    "organ", "reed", "string", "synth_lead", "vocal",
+)
+NSYNTH_SOURCES: tuple[str, ...] = ("acoustic", "electronic", "synthetic")
+NSYNTH_VELOCITIES: tuple[int, ...] = (25, 50, 75, 100, 127)
+
+
+class ConfigError(ValueError):
+    """A configuration value is invalid; the message names the field and a fix."""
+
+
+@dataclass
+class AudioConfig:
+    """STFT front-end.  Spectrogram is ``F x T`` with ``F = n_fft // 2`` (Nyquist bin dropped)."""
+
+    sample_rate: int = 16000        # Hz; NSynth is 16 kHz
+    n_fft: int = 256                # STFT size; F = n_fft // 2 frequency bins are kept
+    hop_length: int = 64            # samples between frames
+    n_frames: int = 256             # T: frames kept; a clip is n_frames * hop_length samples
+    window: str = "hann"            # analysis window (periodic), as librosa's default
+    min_db: float = -80.0           # floor of the log-magnitude; maps to -1 (ours)
+    max_db: float = 0.0             # a full-scale sine peaks at 0 dB; maps to +1 (ours)
+    griffin_lim_iters: int = 64     # phase-recovery iterations
+    griffin_lim_momentum: float = 0.99  # "fast Griffin-Lim" (Perraudin et al. 2013)
+
+    @property
+    def n_bins(self) -> int:
+        """F, the number of frequency bins kept (Nyquist dropped so F is a power of two)."""
+        return self.n_fft // 2
+
+    @property
+    def clip_samples(self) -> int:
+        return self.n_frames * self.hop_length
+
+    @property
+    def clip_seconds(self) -> float:
+        return self.clip_samples / self.sample_rate
+
+
+@dataclass
+class CMXConfig:
+    """How the ``F x T`` spectrogram becomes the model's input tensor."""
+
+    factor: int = 4                 # r: CMX folds each r x r cell into r^2 channels
+    mode: str = "cmx"               # "cmx" (lossless fold) or "truncate" (the paper's baseline)
+
+    @property
+    def channels(self) -> int:
+        """C of the model input: r^2 for CMX, 1 for the truncation baseline."""
+        return self.factor ** 2 if self.mode == "cmx" else 1
+
+
+@dataclass
+class DataConfig:
+    """Where the NSynth-format dataset lives and how the synthetic one is rendered."""
+
+    root: str = "data/mini_nsynth_course"  # holds nsynth-{train,valid,test}/ (examples.json + audio/)
+    families: tuple[str, ...] = NSYNTH_FAMILIES  # families rendered / kept
+    pitch_min: int = 36             # MIDI, inclusive
+    pitch_max: int = 84             # MIDI, inclusive
+    pitch_step: int = 1             # render every pitch_step-th pitch (smaller datasets)
+    velocities: tuple[int, ...] = (75, 127)  # subset of NSynth's (25, 50, 75, 100, 127)
+    programs_per_family: int = 3    # GM programs rendered per family (<= those mapped)
+    render_seconds: float = 4.0     # NSynth clips are 4 s ...
+    note_seconds: float = 3.0       # ... with a 3 s note-on
+    split_fractions: tuple[float, float, float] = (0.8, 0.1, 0.1)  # train / valid / test
+    cache_dir: str = "data/cache"   # feature cache (files keyed by a hash of the config)
+
+
+@dataclass
+class TokenizerConfig:
+    """Multi-scale residual VQ-VAE (VAR / ImageFolder style) on the CMX tensor."""
+
+    channels: int = 64              # width of the first conv stage
+    downsample: int = 4             # spatial factor encoder input -> latent (power of 2)
+    latent_dim: int = 16            # D, code vector size
+    codebook_size: int = 512        # V, one codebook shared by all scales
+    scales: tuple[tuple[int, int], ...] = (
+        (1, 1), (1, 2), (2, 4), (3, 6), (4, 8), (6, 12), (8, 16))  # (h, w), coarse to fine
+    beta: float = 0.25              # commitment weight (VQ-VAE, VAR)
+    phi_ratio: float = 0.5          # a in phi(h) = (1-a) h + a conv3x3(h)  (VAR)
+    n_phi: int = 4                  # partially shared phi convs (VAR)
+    lookup: str = "l2"              # "l2" or "cosine" nearest-code lookup
+    restart_every: int = 50         # re-seed unused codes every N training steps (0 = never) (ours)
+    l1_weight: float = 1.0          # loss terms, each switchable by a zero weight (ours):
+    l2_weight: float = 1.0          #   L1 / L2 on normalised log-magnitude
+    spectral_weight: float = 0.5    #   multi-resolution spectral term
+    vq_weight: float = 1.0          #   commitment + codebook terms
+    gan_weight: float = 0.0         #   hinge patch-GAN; 0 = off (off in smoke/course)
+
+
+@dataclass
+class ARConfig:
+    """Next-scale autoregressive transformer (VAR style)."""
+
+    depth: int = 4                  # transformer blocks
+    width: int = 256                # model dimension
+    heads: int = 4                  # attention heads
+    cond_dropout: float = 0.1       # labels dropped to the null class (for CFG), as VAR
+    cfg_scale: float = 2.0          # classifier-free guidance strength at the finest scale
+    top_k: int = 0                  # 0 = off
+    top_p: float = 0.0              # 0 = off
+    temperature: float = 1.0
+
+
+@dataclass
+class TrainConfig:
+    """The one training loop (tokenizer and autoregressor)."""
+
+    steps: int = 2000
+    batch_size: int = 32
+    lr: float = 3e-4
+    warmup_steps: int = 100
+    weight_decay: float = 0.01
+    grad_clip: float = 1.0
+    eval_every: int = 250
+    checkpoint_every: int = 500
+    amp: bool = False               # mixed precision; honoured on CUDA only
+
+
+@dataclass
+class Config:
+    """Everything a run needs.  ``profile`` records which preset it started from."""
+
+    profile: str = "course"
+    seed: int = 0
+    device: str = "cpu"             # "cpu" or "cuda"; GPU is never required
+    audio: AudioConfig = field(default_factory=AudioConfig)
+    cmx: CMXConfig = field(default_factory=CMXConfig)
+    data: DataConfig = field(default_factory=DataConfig)
+    tokenizer: TokenizerConfig = field(default_factory=TokenizerConfig)
+    ar: ARConfig = field(default_factory=ARConfig)
+    train_tokenizer: TrainConfig = field(default_factory=TrainConfig)
+    train_ar: TrainConfig = field(default_factory=TrainConfig)
+
+    # --- derived sizes -------------------------------------------------------
+    @property
+    def spec_shape(self) -> tuple[int, int]:
+        """(F, T) of the full spectrogram."""
+        return self.audio.n_bins, self.audio.n_frames
+
+    @property
+    def input_shape(self) -> tuple[int, int, int]:
+        """(C, F/r, T/r): the tensor the tokenizer sees (CMX or truncation)."""
+        f, t = self.spec_shape
+        r = self.cmx.factor
+        return self.cmx.channels, f // r, t // r
+
+    @property
+    def latent_shape(self) -> tuple[int, int]:
+        """(h, w) of the tokenizer latent, which is also the finest scale."""
+        _, f, t = self.input_shape
+        return f // self.tokenizer.downsample, t // self.tokenizer.downsample
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> "Config":
+        """Inverse of :meth:`to_dict` (lists from JSON become tuples again)."""
+        cfg = cls()
+        for name, value in d.items():
+            _assign(cfg, name.split("."), value, name)
+        validate(cfg)
+        return cfg
+
+
+# ---------------------------------------------------------------------------
+# Profiles
+# ---------------------------------------------------------------------------
+
+def _smoke() -> Config:
+    # Tiny everything: proves every code path on 2 CPU cores in seconds.
+    return Config(
+        profile="smoke",
+        audio=AudioConfig(n_fft=128, hop_length=32, n_frames=256, griffin_lim_iters=16),
+        cmx=CMXConfig(factor=2),                                  # 4 x 32 x 128
+        data=DataConfig(root="data/mini_nsynth_smoke", pitch_min=48, pitch_max=72, pitch_step=6,
+                        velocities=(100,), programs_per_family=2),  # 11*2*5 = 110 clips
+        tokenizer=TokenizerConfig(channels=16, downsample=8, latent_dim=8, codebook_size=64,
+                                  scales=((1, 1), (1, 2), (2, 4), (2, 8), (4, 16))),
+        ar=ARConfig(depth=2, width=64, heads=2),
+        train_tokenizer=TrainConfig(steps=30, batch_size=8, warmup_steps=5, eval_every=15,
+                                    checkpoint_every=15),
+        train_ar=TrainConfig(steps=30, batch_size=8, warmup_steps=5, eval_every=15,
+                             checkpoint_every=15),
+    )
+
+
+def _course() -> Config:
+    # A laptop CPU: 1 s notes, 128 x 256 spectrograms folded to 16 x 32 x 64.
+    return Config(profile="course")
+
+
+def _paper() -> Config:
+    # The paper's 512 x 512 spectrogram (8 s at 16 kHz in its example; NSynth's 4 s
+    # with n_fft 1024 / hop 128 here), CMX r = 4 -> 16 x 128 x 128, VAR's 10 scales.
+    return Config(
+        profile="paper",
+        device="cuda",
+        audio=AudioConfig(n_fft=1024, hop_length=128, n_frames=512, griffin_lim_iters=100),
+        cmx=CMXConfig(factor=4),
+        data=DataConfig(root="data/nsynth", pitch_min=21, pitch_max=108, velocities=NSYNTH_VELOCITIES),
+        tokenizer=TokenizerConfig(channels=128, downsample=8, latent_dim=32, codebook_size=4096,
+                                  scales=tuple((s, s) for s in (1, 2, 3, 4, 5, 6, 8, 10, 13, 16))),
+        ar=ARConfig(depth=16, width=1024, heads=16),
+        train_tokenizer=TrainConfig(steps=100_000, batch_size=64, lr=2e-4, warmup_steps=2000,
+                                    eval_every=2000, checkpoint_every=5000, amp=True),
+        train_ar=TrainConfig(steps=200_000, batch_size=64, lr=2e-4, warmup_steps=2000,
+                             eval_every=2000, checkpoint_every=5000, amp=True),
+    )
+
+
+PROFILES = {"smoke": _smoke, "course": _course, "paper": _paper}
+
+
+def get_config(profile: str = "course", overrides: Mapping[str, Any] | None = None) -> Config:
+    """Build the named profile, apply ``overrides`` and validate.
+
+    ``overrides`` maps dotted field names to values, e.g. ``{"audio.n_fft": 512}``
+    (papermill parameters and ``mars --set`` both end up here).
+    """
+    if profile not in PROFILES:
+        raise ConfigError(f"unknown profile {profile!r}; choose one of {sorted(PROFILES)}")
+    cfg = PROFILES[profile]()
+    for key, value in (overrides or {}).items():
+        _assign(cfg, key.split("."), value, key)
+    validate(cfg)
+    return cfg
+
+
+def parse_overrides(items: list[str]) -> dict[str, Any]:
+    """Turn CLI ``key=value`` strings into an overrides dict (values parsed as Python literals)."""
+    out: dict[str, Any] = {}
+    for item in items:
+        key, sep, raw = item.partition("=")
+        if not sep or not key:
+            raise ConfigError(f"override {item!r} is not of the form key=value (e.g. audio.n_fft=512)")
+        try:
+            out[key.strip()] = ast.literal_eval(raw)
+        except (ValueError, SyntaxError):
+            out[key.strip()] = raw  # a bare string such as mode=truncate
+    return out
+
+
+def _assign(obj: Any, path: list[str], value: Any, full: str) -> None:
+    name = path[0]
+    if not dataclasses.is_dataclass(obj) or name not in {f.name for f in dataclasses.fields(obj)}:
+        known = [f.name for f in dataclasses.fields(obj)] if dataclasses.is_dataclass(obj) else []
+        raise ConfigError(f"unknown config field {full!r}; {name!r} is not one of {known}")
+    current = getattr(obj, name)
+    if len(path) > 1:
+        _assign(current, path[1:], value, full)
+    elif dataclasses.is_dataclass(current):
+        if not isinstance(value, Mapping):
+            raise ConfigError(f"{full!r} is a section; give a dict or set its fields one by one")
+        for k, v in value.items():
+            _assign(current, [k], v, f"{full}.{k}")
+    else:
+        setattr(obj, name, _coerce(current, value, full))
+
+
+def _coerce(current: Any, value: Any, full: str) -> Any:
+    """Give ``value`` the type of the default it replaces (JSON lists -> tuples, int -> float)."""
+    if isinstance(current, tuple):
+        if not isinstance(value, (list, tuple)):
+            raise ConfigError(f"{full!r} expects a sequence, got {value!r}")
+        return tuple(tuple(v) if isinstance(v, list) else v for v in value)
+    if isinstance(current, bool):
+        if not isinstance(value, bool):
+            raise ConfigError(f"{full!r} expects True/False, got {value!r}")
+        return value
+    if isinstance(current, float) and isinstance(value, int):
+        return float(value)
+    if isinstance(current, (int, float, str)) and not isinstance(value, type(current)):
+        raise ConfigError(f"{full!r} expects {type(current).__name__}, got {value!r}")
+    return copy.deepcopy(value)
+
+
+def validate(cfg: Config) -> None:
+    """Raise :class:`ConfigError` naming the first inconsistent field and how to fix it."""
+    a, c, d, tok = cfg.audio, cfg.cmx, cfg.data, cfg.tokenizer
+    if cfg.device not in ("cpu", "cuda") and not cfg.device.startswith("cuda:"):
+        raise ConfigError(f"device must be 'cpu' or 'cuda', got {cfg.device!r}")
+    if a.sample_rate <= 0:
+        raise ConfigError(f"audio.sample_rate must be positive, got {a.sample_rate}")
+    if a.n_fft <= a.hop_length or a.hop_length <= 0:
+        raise ConfigError(f"audio.n_fft ({a.n_fft}) must be > audio.hop_length ({a.hop_length}) > 0")
+    if a.n_fft % 2:
+        raise ConfigError(f"audio.n_fft must be even so F = n_fft/2 is whole, got {a.n_fft}")
+    if not a.min_db < a.max_db:
+        raise ConfigError(f"audio.min_db ({a.min_db}) must be below audio.max_db ({a.max_db})")
+    if c.mode not in ("cmx", "truncate"):
+        raise ConfigError(f"cmx.mode must be 'cmx' or 'truncate', got {c.mode!r}")
+    if c.factor < 1:
+        raise ConfigError(f"cmx.factor must be >= 1, got {c.factor}")
+    f, t = cfg.spec_shape
+    for axis, size in (("F = audio.n_fft/2", f), ("T = audio.n_frames", t)):
+        if size % c.factor:
+            pad = -size % c.factor
+            raise ConfigError(f"CMX cannot fold {axis} = {size} by r = {c.factor}: "
+                              f"pad it by {pad} to {size + pad}, or pick another cmx.factor")
+    _, fr, tr = cfg.input_shape
+    ds = tok.downsample
+    if ds < 1 or ds & (ds - 1):
+        raise ConfigError(f"tokenizer.downsample must be a power of two, got {ds}")
+    if fr % ds or tr % ds:
+        raise ConfigError(f"input grid {fr} x {tr} is not divisible by tokenizer.downsample = {ds}")
+    validate_scales(tok.scales, cfg.latent_shape)
+    if tok.lookup not in ("l2", "cosine"):
+        raise ConfigError(f"tokenizer.lookup must be 'l2' or 'cosine', got {tok.lookup!r}")
+    unknown = set(d.families) - set(NSYNTH_FAMILIES)
+    if unknown or not d.families:
+        raise ConfigError(f"data.families has unknown {sorted(unknown)}; use {NSYNTH_FAMILIES}")
+    if not 0 <= d.pitch_min <= d.pitch_max <= 127:
+        raise ConfigError(f"need 0 <= data.pitch_min <= data.pitch_max <= 127, got "
+                          f"{d.pitch_min}..{d.pitch_max}")
+    if set(d.velocities) - set(NSYNTH_VELOCITIES):
+        raise ConfigError(f"data.velocities must be among NSynth's {NSYNTH_VELOCITIES}")
+    if len(d.split_fractions) != 3 or abs(sum(d.split_fractions) - 1) > 1e-6:
+        raise ConfigError(f"data.split_fractions must be 3 numbers summing to 1, got {d.split_fractions}")
+    if cfg.ar.width % cfg.ar.heads:
+        raise ConfigError(f"ar.width ({cfg.ar.width}) must be divisible by ar.heads ({cfg.ar.heads})")
+
+
+def validate_scales(scales: tuple[tuple[int, int], ...], latent_hw: tuple[int, int]) -> None:
+    """Scales must be (h, w) pairs, non-decreasing in both axes, ending at the latent size."""
+    if not scales:
+        raise ConfigError("tokenizer.scales is empty")
+    for s in scales:
+        if len(s) != 2 or min(s) < 1:
+            raise ConfigError(f"each scale must be a pair (h, w) of positive ints, got {s!r}")
+    for (h0, w0), (h1, w1) in zip(scales, scales[1:]):
+        if h1 < h0 or w1 < w0 or (h1, w1) == (h0, w0):
+            raise ConfigError(f"tokenizer.scales must increase: {(h0, w0)} then {(h1, w1)}")
+    if tuple(scales[-1]) != tuple(latent_hw):
+        raise ConfigError(f"the last scale {tuple(scales[-1])} must equal the latent grid "
+                          f"{tuple(latent_hw)} (input grid / tokenizer.downsample)")

@@ -1,0 +1,67 @@
+"""Run-time plumbing shared by notebooks, CLI and training: seeds, devices, folders."""
+
+from __future__ import annotations
+
+import os
+import random
+import tempfile
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+import torch
+
+from .config import Config, ConfigError, get_config
+
+
+def seed_everything(seed: int) -> None:
+    """Seed Python, NumPy and torch so CPU runs repeat bit for bit."""
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+
+
+def resolve_device(name: str) -> torch.device:
+    """``"cpu"`` or ``"cuda[:i]"`` -> torch.device; a clear error if CUDA is asked for but absent."""
+    if name.startswith("cuda") and not torch.cuda.is_available():
+        raise ConfigError(f"device {name!r} requested but no CUDA GPU is visible; use device='cpu'")
+    return torch.device(name)
+
+
+def setup_run(name: str, profile: str, seed: int = 0, device: str = "cpu", data_dir: str = "",
+              out_dir: str = "", overrides: dict | None = None) -> tuple[Config, Path]:
+    """What the first cell of every notebook does with its papermill parameters.
+
+    Builds the profile's config (``data_dir`` overrides ``data.root``; relative
+    paths become absolute so the notebook's working folder does not matter),
+    seeds everything, and creates ``<out_dir>/<name>/`` for the notebook's
+    figures and ``results.json``.
+
+    Returns:
+        ``(cfg, out)`` with ``out`` the notebook's output folder.
+    """
+    over = {"seed": seed, "device": device, **(overrides or {})}
+    if data_dir:
+        over["data.root"] = data_dir
+    cfg = get_config(profile, over)
+    root = Path(__file__).resolve().parent.parent  # the repository (editable install)
+    cfg.data.root = str((root / cfg.data.root).resolve())
+    cfg.data.cache_dir = str((root / cfg.data.cache_dir).resolve())
+    resolve_device(cfg.device)
+    seed_everything(seed)
+    out = Path(out_dir or root / "runs" / profile).resolve() / name
+    out.mkdir(parents=True, exist_ok=True)
+    return cfg, out
+
+
+def atomic_write(path: Path, write: Callable[[str], object]) -> None:
+    """Call ``write(tmp_name)`` then rename onto ``path``: readers never see half a file."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
+    os.close(fd)
+    try:
+        write(tmp)
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.remove(tmp)

@@ -1,0 +1,30 @@
+"""Shared fixtures: small deterministic signals and configs (smoke profile)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from marslib.config import get_config
+
+torch.set_num_threads(2)
+
+
+@pytest.fixture
+def smoke_cfg():
+    return get_config("smoke")
+
+
+def harmonic_note(f0: float = 220.0, sample_rate: int = 16000, seconds: float = 1.0,
+                  n_harmonics: int = 6) -> np.ndarray:
+    """A decaying harmonic tone: a stand-in for a real instrument note, (N,) float32."""
+    t = np.arange(int(sample_rate * seconds)) / sample_rate
+    y = sum(np.sin(2 * np.pi * f0 * k * t) / k for k in range(1, n_harmonics + 1) if f0 * k < sample_rate / 2)
+    y = y * np.exp(-2.0 * t) * np.minimum(1.0, t / 0.01)
+    return (0.5 * y / np.max(np.abs(y))).astype(np.float32)
+
+
+@pytest.fixture
+def note():
+    return harmonic_note()

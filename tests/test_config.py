@@ -1,0 +1,68 @@
+import json
+
+import pytest
+
+from marslib.config import PROFILES, Config, ConfigError, get_config, parse_overrides
+
+
+@pytest.mark.parametrize("profile", sorted(PROFILES))
+def test_profiles_are_valid_and_consistent(profile):
+    cfg = get_config(profile)
+    f, t = cfg.spec_shape
+    c, fr, tr = cfg.input_shape
+    assert (c, fr * cfg.cmx.factor, tr * cfg.cmx.factor) == (cfg.cmx.factor ** 2, f, t)
+    assert tuple(cfg.tokenizer.scales[-1]) == cfg.latent_shape
+
+
+def test_paper_profile_matches_paper_sizes():
+    cfg = get_config("paper")
+    assert cfg.spec_shape == (512, 512)          # the paper's 512 x 512 spectrogram
+    assert cfg.input_shape == (16, 128, 128)     # CMX r = 4
+    assert len(cfg.tokenizer.scales) == 10 and cfg.latent_shape == (16, 16)  # VAR's scales
+
+
+def test_unknown_profile_names_the_choices():
+    with pytest.raises(ConfigError, match="unknown profile 'laptop'.*course"):
+        get_config("laptop")
+
+
+def test_overrides_apply_and_coerce():
+    cfg = get_config("smoke", {"audio.min_db": -60, "data.velocities": [25, 127], "seed": 3})
+    assert cfg.audio.min_db == -60.0 and isinstance(cfg.audio.min_db, float)
+    assert cfg.data.velocities == (25, 127) and cfg.seed == 3
+
+
+def test_nested_dict_override():
+    cfg = get_config("smoke", {"cmx": {"mode": "truncate"}})
+    assert cfg.cmx.mode == "truncate" and cfg.input_shape[0] == 1
+
+
+@pytest.mark.parametrize("overrides, message", [
+    ({"audio.hop_length": 128}, "n_fft .* must be > audio.hop_length"),
+    ({"audio.n_frames": 255}, "pad it by 1 to 256"),
+    ({"cmx.factor": 3}, "CMX cannot fold"),
+    ({"cmx.mode": "crop"}, "cmx.mode"),
+    ({"audio.nfft": 512}, "unknown config field 'audio.nfft'"),
+    ({"audio.n_fft": "big"}, "expects int"),
+    ({"tokenizer.scales": [[1, 1], [4, 16], [2, 8]]}, "must increase"),
+    ({"tokenizer.scales": [[1, 1], [2, 8]]}, "must equal the latent grid"),
+    ({"data.families": ["kazoo"]}, "unknown"),
+    ({"data.velocities": [33]}, "NSynth"),
+    ({"device": "tpu"}, "device"),
+])
+def test_bad_values_raise_clear_errors(overrides, message):
+    with pytest.raises(ConfigError, match=message):
+        get_config("smoke", overrides)
+
+
+def test_parse_overrides_literals_and_strings():
+    assert parse_overrides(["audio.n_fft=512", "cmx.mode=truncate", "data.velocities=(25,127)"]) == {
+        "audio.n_fft": 512, "cmx.mode": "truncate", "data.velocities": (25, 127)}
+    with pytest.raises(ConfigError, match="key=value"):
+        parse_overrides(["audio.n_fft"])
+
+
+def test_json_round_trip():
+    cfg = get_config("course", {"seed": 7})
+    again = Config.from_dict(json.loads(json.dumps(cfg.to_dict())))
+    assert again == cfg
