@@ -3,6 +3,7 @@
     mars profiles                              what each profile sets
     mars data synth --profile course           render the mini-NSynth dataset
     mars data info  --profile course           count clips per split and family
+    mars train tokenizer --profile course      train the tokenizer (--resume to continue)
     mars reproduce  --profile smoke --out runs/smoke   dataset + every notebook
 
 Every command takes ``--profile``, ``--seed`` and ``--set key=value`` overrides
@@ -75,6 +76,18 @@ def _print_counts(root: Path, cfg: Config) -> None:
         print(f"{split:5} {len(examples):5} clips  " + ", ".join(f"{k} {v}" for k, v in sorted(by_family.items())))
 
 
+def cmd_train_tokenizer(args: argparse.Namespace) -> None:
+    from .tokenizer.training import fit_tokenizer
+
+    cfg = _config(args, **({"data.root": args.data_dir} if args.data_dir else {}))
+    run_dir = Path(args.out or f"runs/{cfg.profile}") / "tokenizer"
+    t0 = time.time()
+    _, history = fit_tokenizer(cfg, run_dir, resume=args.resume, distributed=args.distributed)
+    last = history["valid"][-1] if history["valid"] else history["train"][-1]
+    print(f"tokenizer trained in {time.time() - t0:.0f} s -> {run_dir}")
+    print("  " + ", ".join(f"{k} {v:.4g}" for k, v in last.items() if not k.startswith(("usage_", "perplexity_"))))
+
+
 def cmd_reproduce(args: argparse.Namespace) -> None:
     from .notebooks import execute_notebook, notebook_sources
 
@@ -117,6 +130,17 @@ def build_parser() -> argparse.ArgumentParser:
     _add_common(p)
     p.add_argument("--root", help="dataset folder (default: the profile's data.root)")
     p.set_defaults(func=cmd_data_info)
+
+    train_cmd = sub.add_parser("train", help="train a model (checkpoints resume with --resume)")
+    models = train_cmd.add_subparsers(dest="model", required=True)
+    p = models.add_parser("tokenizer", help="the multi-scale residual VQ tokenizer")
+    _add_common(p)
+    p.add_argument("--out", help="run folder; checkpoints go to <out>/tokenizer (default: runs/<profile>)")
+    p.add_argument("--data-dir", help="dataset folder (default: the profile's data.root)")
+    p.add_argument("--resume", action="store_true", help="continue from the last checkpoint if there is one")
+    p.add_argument("--distributed", action="store_true",
+                   help="data parallel; launch with torchrun --nproc_per_node N -m marslib.cli ...")
+    p.set_defaults(func=cmd_train_tokenizer)
 
     p = sub.add_parser("reproduce", help="render the data and execute every notebook with papermill")
     _add_common(p)

@@ -1,0 +1,100 @@
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+from marslib.checkpoint import CheckpointError, load_checkpoint
+from marslib.config import get_config
+from marslib.tokenizer import Tokenizer
+from marslib.tokenizer.training import load_tokenizer
+from marslib.train import batch_indices, lr_factor, train
+
+OVERRIDES = {"train_tokenizer.steps": 6, "train_tokenizer.eval_every": 3, "train_tokenizer.checkpoint_every": 3,
+             "train_tokenizer.batch_size": 4, "tokenizer.restart_every": 2}
+
+
+def _data(cfg, n=12, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    return torch.rand(n, *cfg.input_shape, generator=g) * 2 - 1, {"pitch": torch.arange(n)}
+
+
+def _run(cfg, run_dir, **kw):
+    torch.manual_seed(0)
+    model = Tokenizer(cfg)
+    data = _data(cfg)
+    return model, train(model, cfg, cfg.train_tokenizer, data, run_dir, "tokenizer",
+                        valid_data=data, progress=False, **kw)
+
+
+def test_resume_reproduces_the_uninterrupted_run(tmp_path):
+    cfg = get_config("smoke", OVERRIDES)
+    model_a, full = _run(cfg, tmp_path / "a")
+    _run(cfg, tmp_path / "b", stop_after=3)                 # "interrupted" after 3 steps
+    torch.manual_seed(1234)                                 # whatever the RNG is now ...
+    model_b = Tokenizer(cfg)
+    resumed = train(model_b, cfg, cfg.train_tokenizer, _data(cfg), tmp_path / "b", "tokenizer",
+                    valid_data=_data(cfg), resume=True, progress=False)
+    assert [r["loss"] for r in resumed["train"]] == [r["loss"] for r in full["train"]]
+    assert resumed == full
+    for (name, p), q in zip(model_a.state_dict().items(), model_b.state_dict().values()):
+        assert torch.equal(p, q), name
+    saved = json.loads((tmp_path / "a" / "history.json").read_text())
+    assert len(saved["train"]) == 6 and [v["step"] for v in saved["valid"]] == [3, 6]
+
+
+def test_same_seed_same_losses(tmp_path):
+    cfg = get_config("smoke", OVERRIDES)
+    assert _run(cfg, tmp_path / "a")[1] == _run(cfg, tmp_path / "b")[1]
+
+
+def test_batch_order_is_stateless_and_covers_each_epoch():
+    first_epoch = torch.cat([batch_indices(10, 5, seed=3, step=s) for s in range(2)])
+    assert sorted(first_epoch.tolist()) == list(range(10))
+    assert torch.equal(batch_indices(10, 5, 3, 7), batch_indices(10, 5, 3, 7))
+
+
+def test_lr_schedule_warms_up_then_decays():
+    f = [lr_factor(s, warmup=10, total=100) for s in range(100)]
+    assert f[0] == pytest.approx(0.1) and f[9] == pytest.approx(1.0)
+    assert all(a >= b for a, b in zip(f[10:], f[11:])) and f[-1] == pytest.approx(0.1, abs=1e-3)
+
+
+def test_checkpoint_errors_are_clear(tmp_path):
+    cfg = get_config("smoke", OVERRIDES)
+    _run(cfg, tmp_path / "run")
+    with pytest.raises(CheckpointError, match="no checkpoint at"):
+        load_tokenizer(tmp_path / "missing")
+    with pytest.raises(CheckpointError, match="different tokenizer config.*codebook_size"):
+        load_tokenizer(tmp_path / "run", get_config("smoke", {"tokenizer.codebook_size": 128}))
+    with pytest.raises(CheckpointError, match="'tokenizer' checkpoint, not 'ar'"):
+        load_checkpoint(tmp_path / "run", "last", Tokenizer(cfg), "ar")
+    weights = tmp_path / "run" / "last.safetensors"
+    weights.write_bytes(weights.read_bytes()[:100])          # truncated file
+    with pytest.raises(CheckpointError, match="does not match"):
+        load_tokenizer(tmp_path / "run")
+    (tmp_path / "run" / "last.json").write_text("{not json")
+    with pytest.raises(CheckpointError, match="corrupt"):
+        load_tokenizer(tmp_path / "run")
+
+
+def test_loaded_tokenizer_equals_trained_one(tmp_path):
+    cfg = get_config("smoke", OVERRIDES)
+    model, _ = _run(cfg, tmp_path / "run")
+    loaded = load_tokenizer(tmp_path / "run", cfg)
+    x = _data(cfg)[0][:2]
+    model.eval()
+    assert all(torch.equal(a, b) for a, b in zip(model.encode(x), loaded.encode(x)))
+
+
+def test_two_process_data_parallel_on_cpu(tmp_path):
+    worker = Path(__file__).with_name("ddp_worker.py")
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", "29517",
+           str(worker), str(tmp_path)]
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    sums = [float((tmp_path / f"rank{r}.txt").read_text()) for r in (0, 1)]
+    assert sums[0] == sums[1]                       # replicas stayed identical
+    assert (tmp_path / "run" / "last.json").exists()  # rank 0 wrote the checkpoint
