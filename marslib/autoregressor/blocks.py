@@ -1,0 +1,145 @@
+"""Transformer pieces shared by the next-scale model and the raster baseline.
+
+A block is VAR's ``AdaLNSelfAttn``: pre-LayerNorm attention and MLP whose
+LayerNorms are modulated by the condition (scale, shift) and whose residual
+branches are gated (gamma), all six vectors predicted from the condition::
+
+    gamma1, gamma2, scale1, scale2, shift1, shift2 = Linear(SiLU(cond))
+    x = x + gamma1 * attn(LN(x) * (1 + scale1) + shift1)
+    x = x + gamma2 * mlp (LN(x) * (1 + scale2) + shift2)
+
+The gates start at zero (DiT's "adaLN-Zero"; VAR starts them at 1e-3), so every
+block is the identity at initialisation.  Attention takes an optional KV cache
+so that sampling feeds only the new tokens.  Letters: B batch, L tokens,
+C width, V vocabulary.  Defined in notebook 03.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+
+class KVCache:
+    """Keys and values of every token seen so far, one entry per block."""
+
+    def __init__(self, depth: int):
+        self.kv: list[tuple[torch.Tensor, torch.Tensor] | None] = [None] * depth
+
+    def extend(self, i: int, k: torch.Tensor, v: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Append this step's ``(B, heads, l, hs)`` keys/values to block ``i``'s; return all of them."""
+        if self.kv[i] is not None:
+            k = torch.cat([self.kv[i][0], k], dim=2)
+            v = torch.cat([self.kv[i][1], v], dim=2)
+        self.kv[i] = (k, v)
+        return k, v
+
+    @property
+    def length(self) -> int:
+        return 0 if self.kv[0] is None else self.kv[0][0].shape[2]
+
+
+class SelfAttention(nn.Module):
+    def __init__(self, width: int, heads: int):
+        super().__init__()
+        self.heads = heads
+        self.qkv = nn.Linear(width, 3 * width)
+        self.proj = nn.Linear(width, width)
+
+    def forward(self, x_BLC: torch.Tensor, mask_LL: torch.Tensor | None = None,
+                cache: KVCache | None = None, index: int = 0) -> torch.Tensor:
+        b, l, c = x_BLC.shape
+        q, k, v = self.qkv(x_BLC).view(b, l, 3, self.heads, c // self.heads).permute(2, 0, 3, 1, 4)
+        # q, k, v: (B, heads, L, hs)
+        if cache is not None:
+            k, v = cache.extend(index, k, v)
+        y = F.scaled_dot_product_attention(q, k, v, attn_mask=mask_LL)
+        return self.proj(y.transpose(1, 2).reshape(b, l, c))
+
+
+class AdaLNBlock(nn.Module):
+    """Attention + MLP, both conditioned through adaptive LayerNorm (VAR / DiT)."""
+
+    def __init__(self, width: int, heads: int, index: int):
+        super().__init__()
+        self.index = index  # position in the stack, used to address the KV cache
+        self.norm = nn.LayerNorm(width, elementwise_affine=False)
+        self.attn = SelfAttention(width, heads)
+        self.mlp = nn.Sequential(nn.Linear(width, 4 * width), nn.GELU(approximate="tanh"),
+                                 nn.Linear(4 * width, width))
+        self.ada = nn.Sequential(nn.SiLU(), nn.Linear(width, 6 * width))
+        nn.init.zeros_(self.ada[1].weight)
+        nn.init.zeros_(self.ada[1].bias)
+
+    def forward(self, x_BLC: torch.Tensor, cond_BC: torch.Tensor, mask_LL: torch.Tensor | None = None,
+                cache: KVCache | None = None) -> torch.Tensor:
+        gamma1, gamma2, scale1, scale2, shift1, shift2 = self.ada(cond_BC)[:, None].chunk(6, dim=-1)
+        h = self.norm(x_BLC) * (1 + scale1) + shift1
+        x_BLC = x_BLC + gamma1 * self.attn(h, mask_LL, cache, self.index)
+        h = self.norm(x_BLC) * (1 + scale2) + shift2
+        return x_BLC + gamma2 * self.mlp(h)
+
+
+class AdaLNHead(nn.Module):
+    """Final conditioned LayerNorm, then logits over the codebook: ``(B, L, C) -> (B, L, V)``."""
+
+    def __init__(self, width: int, vocab: int):
+        super().__init__()
+        self.norm = nn.LayerNorm(width, elementwise_affine=False)
+        self.ada = nn.Sequential(nn.SiLU(), nn.Linear(width, 2 * width))
+        self.out = nn.Linear(width, vocab)
+
+    def forward(self, x_BLC: torch.Tensor, cond_BC: torch.Tensor) -> torch.Tensor:
+        scale, shift = self.ada(cond_BC)[:, None].chunk(2, dim=-1)
+        return self.out(self.norm(x_BLC) * (1 + scale) + shift)
+
+
+class ClassCondition(nn.Module):
+    """(pitch, family) -> condition vector ``(B, C)``, with a learned *null* class for CFG.
+
+    Pitch index 128 and family index ``n_families`` are the null class; during
+    training both labels are replaced by it with probability ``dropout`` (VAR's
+    10%), so one network learns both p(x | class) and p(x).
+    """
+
+    def __init__(self, width: int, n_families: int, dropout: float):
+        super().__init__()
+        self.null_pitch, self.null_family, self.dropout = 128, n_families, dropout
+        self.pitch = nn.Embedding(129, width)
+        self.family = nn.Embedding(n_families + 1, width)
+        for emb in (self.pitch, self.family):
+            nn.init.trunc_normal_(emb.weight, std=(1 / (3 * width)) ** 0.5)
+
+    def forward(self, pitch_B: torch.Tensor, family_B: torch.Tensor) -> torch.Tensor:
+        if self.training and self.dropout > 0:
+            drop = torch.rand(pitch_B.shape, device=pitch_B.device) < self.dropout
+            pitch_B = torch.where(drop, self.null_pitch, pitch_B)
+            family_B = torch.where(drop, self.null_family, family_B)
+        return self.pitch(pitch_B) + self.family(family_B)
+
+    def null(self, batch: int, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
+        """Labels of the null class, ``(B,)`` each."""
+        return (torch.full((batch,), self.null_pitch, device=device),
+                torch.full((batch,), self.null_family, device=device))
+
+
+def sample_logits(logits_BlV: torch.Tensor, temperature: float = 1.0, top_k: int = 0, top_p: float = 0.0,
+                  generator: torch.Generator | None = None) -> torch.Tensor:
+    """Draw one token per position: ``(B, l, V) -> (B, l)``.
+
+    ``top_k`` keeps the k largest logits; ``top_p`` keeps the smallest set whose
+    probability reaches p (always at least the best token); 0 disables either.
+    """
+    logits = logits_BlV.float() / max(temperature, 1e-5)
+    if top_k > 0:
+        kth = logits.topk(min(top_k, logits.shape[-1]), dim=-1).values[..., -1:]
+        logits = logits.masked_fill(logits < kth, float("-inf"))
+    if top_p > 0:
+        sorted_logits, order = logits.sort(dim=-1, descending=True)
+        cum = sorted_logits.softmax(-1).cumsum(-1)
+        remove = cum - sorted_logits.softmax(-1) >= top_p  # mass before this token already >= p
+        logits = logits.masked_fill(remove.scatter(-1, order, remove), float("-inf"))
+    probs = logits.softmax(-1)
+    b, l, v = probs.shape
+    return torch.multinomial(probs.view(b * l, v), 1, generator=generator).view(b, l)
