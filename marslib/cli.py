@@ -4,6 +4,8 @@
     mars data synth --profile course           render the mini-NSynth dataset
     mars data info  --profile course           count clips per split and family
     mars train tokenizer --profile course      train the tokenizer (--resume to continue)
+    mars train ar --profile course             train the next-scale transformer on its tokens
+    mars sample --checkpoint runs/course --pitch 60 --family keyboard --n 8 --out samples/
     mars reproduce  --profile smoke --out runs/smoke   dataset + every notebook
 
 Every command takes ``--profile``, ``--seed`` and ``--set key=value`` overrides
@@ -76,16 +78,56 @@ def _print_counts(root: Path, cfg: Config) -> None:
         print(f"{split:5} {len(examples):5} clips  " + ", ".join(f"{k} {v}" for k, v in sorted(by_family.items())))
 
 
-def cmd_train_tokenizer(args: argparse.Namespace) -> None:
-    from .tokenizer.training import fit_tokenizer
-
+def cmd_train(args: argparse.Namespace) -> None:
     cfg = _config(args, **({"data.root": args.data_dir} if args.data_dir else {}))
-    run_dir = Path(args.out or f"runs/{cfg.profile}") / "tokenizer"
+    run = Path(args.out or f"runs/{cfg.profile}")
     t0 = time.time()
-    _, history = fit_tokenizer(cfg, run_dir, resume=args.resume, distributed=args.distributed)
+    if args.model == "tokenizer":
+        from .tokenizer.training import fit_tokenizer
+        _, history = fit_tokenizer(cfg, run / "tokenizer", resume=args.resume, distributed=args.distributed)
+    elif args.model == "ar":
+        from .autoregressor.training import fit_ar
+        _, history = fit_ar(cfg, run, resume=args.resume, distributed=args.distributed)
+    else:
+        from .autoregressor.training import fit_raster
+        _, _, history = fit_raster(cfg, run, resume=args.resume)
     last = history["valid"][-1] if history["valid"] else history["train"][-1]
-    print(f"tokenizer trained in {time.time() - t0:.0f} s -> {run_dir}")
-    print("  " + ", ".join(f"{k} {v:.4g}" for k, v in last.items() if not k.startswith(("usage_", "perplexity_"))))
+    print(f"{args.model} trained in {time.time() - t0:.0f} s -> {run}")
+    print("  " + ", ".join(f"{k} {v:.4g}" for k, v in last.items() if "_" not in k))
+
+
+def cmd_sample(args: argparse.Namespace) -> None:
+    import json
+
+    import torch
+
+    from .audio import write_wav
+    from .autoregressor import sample_tokens, tokens_to_audio
+    from .autoregressor.training import load_ar, parse_family
+
+    family = parse_family(args.family)
+    if not 0 <= args.pitch <= 127:
+        raise ValueError(f"--pitch must be a MIDI number in 0..127, got {args.pitch}")
+    if args.n < 1:
+        raise ValueError(f"--n must be at least 1, got {args.n}")
+    model, tokenizer = load_ar(args.checkpoint, device=args.device or "cpu")
+    model_cfg = tokenizer.cfg
+    cfg_scale = model_cfg.ar.cfg_scale if args.cfg is None else args.cfg
+    pitch, fam = torch.full((args.n,), args.pitch), torch.full((args.n,), family)
+    indices = sample_tokens(model, tokenizer, pitch, fam, cfg_scale=cfg_scale, temperature=args.temperature,
+                            top_k=args.top_k, top_p=args.top_p, seed=args.seed, progress=True)
+    _, waves = tokens_to_audio(tokenizer, indices, seed=args.seed)
+    out = Path(args.out)
+    names = []
+    for i, wave in enumerate(waves):
+        name = f"{args.family}_{args.pitch:03d}_{i:02d}.wav"
+        write_wav(out / name, wave, model_cfg.audio.sample_rate)
+        names.append(name)
+    request = {"checkpoint": str(args.checkpoint), "pitch": args.pitch, "family": args.family, "n": args.n,
+               "cfg_scale": cfg_scale, "temperature": args.temperature, "top_k": args.top_k,
+               "top_p": args.top_p, "seed": args.seed, "files": names}
+    (out / "request.json").write_text(json.dumps(request, indent=1))
+    print(f"wrote {len(names)} clips to {out}")
 
 
 def cmd_reproduce(args: argparse.Namespace) -> None:
@@ -133,14 +175,31 @@ def build_parser() -> argparse.ArgumentParser:
 
     train_cmd = sub.add_parser("train", help="train a model (checkpoints resume with --resume)")
     models = train_cmd.add_subparsers(dest="model", required=True)
-    p = models.add_parser("tokenizer", help="the multi-scale residual VQ tokenizer")
-    _add_common(p)
-    p.add_argument("--out", help="run folder; checkpoints go to <out>/tokenizer (default: runs/<profile>)")
-    p.add_argument("--data-dir", help="dataset folder (default: the profile's data.root)")
-    p.add_argument("--resume", action="store_true", help="continue from the last checkpoint if there is one")
-    p.add_argument("--distributed", action="store_true",
-                   help="data parallel; launch with torchrun --nproc_per_node N -m marslib.cli ...")
-    p.set_defaults(func=cmd_train_tokenizer)
+    for name, text in (("tokenizer", "the multi-scale residual VQ tokenizer -> <out>/tokenizer"),
+                       ("ar", "the next-scale transformer on <out>/tokenizer's tokens -> <out>/ar"),
+                       ("raster", "single-scale tokenizer + raster next-token baseline -> <out>/raster")):
+        p = models.add_parser(name, help=text)
+        _add_common(p)
+        p.add_argument("--out", help="run folder (default: runs/<profile>)")
+        p.add_argument("--data-dir", help="dataset folder (default: the profile's data.root)")
+        p.add_argument("--resume", action="store_true", help="continue from the last checkpoint if there is one")
+        p.add_argument("--distributed", action="store_true",
+                       help="data parallel; launch with torchrun --nproc_per_node N -m marslib.cli ...")
+        p.set_defaults(func=cmd_train)
+
+    p = sub.add_parser("sample", help="generate notes with a trained next-scale model")
+    p.add_argument("--checkpoint", required=True, help="run folder holding tokenizer/ and ar/ (e.g. runs/course)")
+    p.add_argument("--pitch", type=int, required=True, help="MIDI pitch, e.g. 60 for middle C")
+    p.add_argument("--family", required=True, help="NSynth instrument family, e.g. keyboard")
+    p.add_argument("--n", type=int, default=4, help="how many clips (default: 4)")
+    p.add_argument("--out", required=True, help="folder for the wavs and request.json")
+    p.add_argument("--cfg", type=float, default=None, help="guidance strength (default: the model's config)")
+    p.add_argument("--temperature", type=float, default=1.0)
+    p.add_argument("--top-k", type=int, default=0, help="keep the k most likely tokens (0 = off)")
+    p.add_argument("--top-p", type=float, default=0.0, help="nucleus sampling mass (0 = off)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--device", default=None, help="cpu (default) or cuda")
+    p.set_defaults(func=cmd_sample)
 
     p = sub.add_parser("reproduce", help="render the data and execute every notebook with papermill")
     _add_common(p)

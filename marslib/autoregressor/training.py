@@ -1,0 +1,101 @@
+"""Train, load and sample the autoregressors from a config (what the CLI and notebook 03 call).
+
+Run folder layout::
+
+    <run>/tokenizer/last.*          multi-scale tokenizer (notebook 02)
+    <run>/ar/last.*                 next-scale transformer
+    <run>/raster_tokenizer/last.*   single-scale tokenizer of the same latent grid
+    <run>/raster/last.*             raster next-token baseline
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+
+import torch
+
+from ..checkpoint import load_checkpoint, read_meta
+from ..config import NSYNTH_FAMILIES, Config
+from ..data import ensure_dataset, load_features
+from ..tokenizer import Tokenizer
+from ..tokenizer.training import fit_tokenizer, load_tokenizer
+from ..train import CHECKPOINT, train
+from .model import NextScaleTransformer
+from .raster import RasterTransformer
+
+Batch = tuple[torch.Tensor, dict[str, torch.Tensor]]
+
+
+@torch.no_grad()
+def token_dataset(tokenizer: Tokenizer, cfg: Config, split: str, batch_size: int = 64) -> Batch:
+    """Tokenize a split once: ``(teacher-forcing inputs (N, L - first_l, D), labels)``.
+
+    ``labels["tokens"]`` is ``(N, L)``: all scales flattened and concatenated,
+    coarse to fine, the order the transformer predicts them in.
+    """
+    x_all, labels = load_features(cfg, split)
+    tokenizer.eval()
+    inputs, tokens = [], []
+    for start in range(0, len(x_all), batch_size):
+        idx = tokenizer.encode(x_all[start:start + batch_size])
+        tokens.append(torch.cat([i.flatten(1) for i in idx], dim=1))
+        inputs.append(tokenizer.teacher_forcing_inputs(idx))
+    return torch.cat(inputs), {"tokens": torch.cat(tokens), "pitch": labels["pitch"], "family": labels["family"]}
+
+
+def fit_ar(cfg: Config, run: str | Path, resume: bool = False, stop_after: int | None = None,
+           distributed: bool = False, progress: bool = True) -> tuple[NextScaleTransformer, dict]:
+    """Train the next-scale transformer on the tokens of ``<run>/tokenizer``."""
+    run = Path(run)
+    ensure_dataset(cfg)
+    tokenizer = load_tokenizer(run / "tokenizer", cfg)
+    train_data, valid_data = token_dataset(tokenizer, cfg, "train"), token_dataset(tokenizer, cfg, "valid")
+    torch.manual_seed(cfg.seed)
+    model = NextScaleTransformer(cfg.ar, cfg.tokenizer)
+    history = train(model, cfg, cfg.train_ar, train_data, run / "ar", "ar", valid_data=valid_data,
+                    resume=resume, stop_after=stop_after, distributed=distributed, progress=progress)
+    return model.eval(), history
+
+
+def load_ar(run: str | Path, cfg: Config | None = None, device: str = "cpu"
+            ) -> tuple[NextScaleTransformer, Tokenizer]:
+    """Load ``<run>/ar`` and the tokenizer it was trained on; checks they match each other (and ``cfg``)."""
+    run = Path(run)
+    meta = read_meta(run / "ar", CHECKPOINT)
+    model_cfg = cfg or Config.from_dict(meta["config"])
+    tokenizer = load_tokenizer(run / "tokenizer", model_cfg, device)
+    model = NextScaleTransformer(model_cfg.ar, model_cfg.tokenizer)
+    load_checkpoint(run / "ar", CHECKPOINT, model, "ar", model_cfg)
+    return model.to(device).eval(), tokenizer
+
+
+def raster_config(cfg: Config) -> Config:
+    """The same config with a single-scale tokenizer (an ordinary VQ-VAE) of the same latent grid."""
+    out = Config.from_dict(cfg.to_dict())
+    out.tokenizer = dataclasses.replace(out.tokenizer, scales=(tuple(cfg.latent_shape),))
+    return out
+
+
+def fit_raster(cfg: Config, run: str | Path, resume: bool = False, progress: bool = True
+               ) -> tuple[RasterTransformer, Tokenizer, dict]:
+    """Train a single-scale tokenizer and the raster baseline on its tokens (same budgets as MARS)."""
+    run, rcfg = Path(run), raster_config(cfg)
+    tokenizer, _ = fit_tokenizer(rcfg, run / "raster_tokenizer", resume=resume, progress=progress)
+    train_data, valid_data = token_dataset(tokenizer, rcfg, "train"), token_dataset(tokenizer, rcfg, "valid")
+    torch.manual_seed(cfg.seed)
+    model = RasterTransformer(rcfg.ar, rcfg.latent_shape, rcfg.tokenizer.codebook_size)
+    history = train(model, rcfg, rcfg.train_ar, train_data, run / "raster", "raster", valid_data=valid_data,
+                    resume=resume, progress=progress)
+    return model.eval(), tokenizer, history
+
+
+def parse_family(name: str | int) -> int:
+    """NSynth family name (or index) -> index, with a clear error."""
+    if isinstance(name, int) or str(name).isdigit():
+        index = int(name)
+        if 0 <= index < len(NSYNTH_FAMILIES):
+            return index
+    elif name in NSYNTH_FAMILIES:
+        return NSYNTH_FAMILIES.index(name)
+    raise ValueError(f"unknown instrument family {name!r}; choose one of {', '.join(NSYNTH_FAMILIES)}")

@@ -1,0 +1,140 @@
+import pytest
+import torch
+
+from marslib.autoregressor import NextScaleTransformer, RasterTransformer, block_causal_mask, sample_tokens
+from marslib.autoregressor.blocks import sample_logits
+from marslib.autoregressor.training import load_ar, parse_family
+from marslib.checkpoint import CheckpointError, save_checkpoint
+from marslib.config import get_config
+from marslib.tokenizer import Tokenizer
+
+PITCH, FAMILY = torch.tensor([60, 67, 72]), torch.tensor([4, 8, 0])
+
+
+def _perturb(model, seed=0):
+    """Untrained AdaLN gates are zero (identity blocks); wiggle every weight so tests see real attention."""
+    g = torch.Generator().manual_seed(seed)
+    for p in model.parameters():
+        p.data += 0.05 * torch.randn(p.shape, generator=g)
+    return model
+
+
+@pytest.fixture(scope="module")
+def models():
+    cfg = get_config("smoke")
+    torch.manual_seed(0)
+    return cfg, Tokenizer(cfg).eval(), _perturb(NextScaleTransformer(cfg.ar, cfg.tokenizer)).eval()
+
+
+def test_block_causal_mask():
+    scales = [(1, 1), (1, 2), (2, 2)]
+    m = block_causal_mask(scales)
+    level = [0, 1, 1, 2, 2, 2, 2]
+    for i in range(7):
+        for j in range(7):
+            assert m[i, j] == (level[j] <= level[i])
+    assert m[1, 2] and m[2, 1]          # tokens of one scale see each other
+    assert not m[0, 1] and not m[2, 3]  # never a finer scale
+
+
+def test_token_counts_per_scale(models):
+    cfg, _, ar = models
+    assert ar.lengths == [h * w for h, w in cfg.tokenizer.scales] and ar.L == sum(ar.lengths) == 1 + 2 + 8 + 16 + 64
+    assert [ar.scale_slice(k).stop - ar.scale_slice(k).start for k in range(5)] == ar.lengths
+    assert get_config("paper").tokenizer.scales and NextScaleTransformer(
+        get_config("smoke").ar, get_config("paper").tokenizer).L == 680
+
+
+def test_teacher_forced_logits_respect_the_mask(models):
+    """Changing scale k's inputs must not change the logits of any coarser scale."""
+    cfg, tok, ar = models
+    x = torch.rand(3, *cfg.input_shape) * 2 - 1
+    tf = tok.teacher_forcing_inputs(tok.encode(x))
+    logits = ar(PITCH, FAMILY, tf)
+    assert logits.shape == (3, ar.L, cfg.tokenizer.codebook_size)
+    tf2 = tf.clone()
+    tf2[:, ar.scale_slice(3).start - 1:] += 1.0      # inputs of scales 3 and 4 (tf omits the start token)
+    logits2 = ar(PITCH, FAMILY, tf2)
+    assert torch.allclose(logits[:, :ar.scale_slice(3).start], logits2[:, :ar.scale_slice(3).start], atol=1e-6)
+    assert not torch.allclose(logits[:, ar.scale_slice(3)], logits2[:, ar.scale_slice(3)])
+
+
+def test_kv_cache_gives_the_same_logits(models):
+    _, tok, ar = models
+    a, logits_a = sample_tokens(ar, tok, PITCH, FAMILY, seed=3, return_logits=True)
+    b, logits_b = sample_tokens(ar, tok, PITCH, FAMILY, seed=3, use_cache=False, return_logits=True)
+    for la, lb in zip(logits_a, logits_b):
+        assert torch.allclose(la, lb, atol=1e-4)
+    assert all(torch.equal(i, j) for i, j in zip(a, b))
+
+
+def test_sampling_is_seeded_and_valid(models):
+    cfg, tok, ar = models
+    a = sample_tokens(ar, tok, PITCH, FAMILY, seed=1, top_k=10, top_p=0.9)
+    b = sample_tokens(ar, tok, PITCH, FAMILY, seed=1, top_k=10, top_p=0.9)
+    c = sample_tokens(ar, tok, PITCH, FAMILY, seed=2, top_k=10, top_p=0.9)
+    assert all(torch.equal(i, j) for i, j in zip(a, b))
+    assert not all(torch.equal(i, j) for i, j in zip(a, c))
+    for idx, (h, w) in zip(a, cfg.tokenizer.scales):
+        assert idx.shape == (3, h, w) and idx.min() >= 0 and idx.max() < cfg.tokenizer.codebook_size
+
+
+def test_cfg_zero_equals_conditional_logits(models):
+    cfg, tok, ar = models
+    idx, guided = sample_tokens(ar, tok, PITCH, FAMILY, cfg_scale=0.0, seed=0, return_logits=True)
+    x_hat_inputs = tok.teacher_forcing_inputs(idx)
+    teacher = ar(PITCH, FAMILY, x_hat_inputs)
+    assert torch.allclose(torch.cat(guided, 1), teacher, atol=1e-4)
+
+
+def test_top_k_and_top_p_restrict_the_choice():
+    logits = torch.tensor([[[5.0, 4.0, 0.0, -1.0]]]).expand(200, 1, 4)
+    g = torch.Generator().manual_seed(0)
+    assert set(sample_logits(logits, top_k=2, generator=g).flatten().tolist()) <= {0, 1}
+    assert set(sample_logits(logits, top_p=0.5, generator=g).flatten().tolist()) == {0}
+
+
+def test_raster_baseline_is_causal_and_samples():
+    cfg = get_config("smoke")
+    torch.manual_seed(0)
+    r = _perturb(RasterTransformer(cfg.ar, (2, 4), 16)).eval()
+    tokens = torch.randint(16, (2, 8))
+    logits = r(PITCH[:2], FAMILY[:2], tokens)
+    changed = tokens.clone()
+    changed[:, 5] = (changed[:, 5] + 1) % 16
+    logits2 = r(PITCH[:2], FAMILY[:2], changed)
+    assert torch.allclose(logits[:, :6], logits2[:, :6], atol=1e-6)   # position i sees tokens < i only
+    assert not torch.allclose(logits[:, 6:], logits2[:, 6:])
+    out = r.sample(PITCH[:2], FAMILY[:2], seed=0)
+    assert out.shape == (2, 2, 4) and torch.equal(out, r.sample(PITCH[:2], FAMILY[:2], seed=0))
+
+
+@pytest.mark.parametrize("pitch, family, message", [
+    (torch.tensor([200]), torch.tensor([0]), "MIDI number"),
+    (torch.tensor([60]), torch.tensor([11]), "family index"),
+    (torch.tensor([60, 61]), torch.tensor([0]), "equal size"),
+])
+def test_bad_labels(models, pitch, family, message):
+    _, tok, ar = models
+    with pytest.raises(ValueError, match=message):
+        sample_tokens(ar, tok, pitch, family)
+
+
+def test_unknown_family_name():
+    assert parse_family("keyboard") == 4 and parse_family("10") == 10
+    with pytest.raises(ValueError, match="unknown instrument family 'kazoo'.*keyboard"):
+        parse_family("kazoo")
+
+
+def test_tokenizer_and_ar_must_match(models, tmp_path):
+    cfg, tok, ar = models
+    other = Tokenizer(get_config("smoke", {"tokenizer.codebook_size": 32}))
+    with pytest.raises(ValueError, match="do not match"):
+        sample_tokens(ar, other, PITCH, FAMILY)
+    with pytest.raises(CheckpointError, match="no checkpoint"):
+        load_ar(tmp_path)
+    save_checkpoint(tmp_path / "tokenizer", "last", other, get_config("smoke", {"tokenizer.codebook_size": 32}),
+                    "tokenizer", 1)
+    save_checkpoint(tmp_path / "ar", "last", ar, cfg, "ar", 1)
+    with pytest.raises(CheckpointError, match="different tokenizer config"):
+        load_ar(tmp_path)
