@@ -204,7 +204,7 @@ def _smoke() -> Config:
         audio=AudioConfig(n_fft=128, hop_length=32, n_frames=256, griffin_lim_iters=16),
         cmx=CMXConfig(factor=2),                                  # 4 x 32 x 128
         data=DataConfig(root="data/mini_nsynth_smoke", pitch_min=48, pitch_max=72, pitch_step=6,
-                        velocities=(100,), programs_per_family=2),  # 11*2*5 = 110 clips
+                        velocities=(100,), programs_per_family=2),  # 100 clips (ranges drop a few)
         tokenizer=TokenizerConfig(channels=16, downsample=8, latent_dim=8, codebook_size=64,
                                   scales=((1, 1), (1, 2), (2, 4), (2, 8), (4, 16))),
         ar=ARConfig(depth=2, width=64, heads=2),
@@ -343,6 +343,12 @@ def validate(cfg: Config) -> None:
     if not 0 <= d.pitch_min <= d.pitch_max <= 127:
         raise ConfigError(f"need 0 <= data.pitch_min <= data.pitch_max <= 127, got "
                           f"{d.pitch_min}..{d.pitch_max}")
+    if d.pitch_step < 1 or d.programs_per_family < 1:
+        raise ConfigError(f"data.pitch_step and data.programs_per_family must be >= 1, got "
+                          f"{d.pitch_step} and {d.programs_per_family}")
+    if not 0 < d.note_seconds <= d.render_seconds:
+        raise ConfigError(f"need 0 < data.note_seconds ({d.note_seconds}) <= data.render_seconds "
+                          f"({d.render_seconds})")
     if set(d.velocities) - set(NSYNTH_VELOCITIES):
         raise ConfigError(f"data.velocities must be among NSynth's {NSYNTH_VELOCITIES}")
     if len(d.split_fractions) != 3 or abs(sum(d.split_fractions) - 1) > 1e-6:

@@ -1,0 +1,135 @@
+"""Model inputs for a split, computed once and cached: waveform -> spectrogram -> CMX.
+
+For every example of a split::
+
+    wav --load_audio, fit_length--> (N,)  --waveform_to_input--> (1, F, T)
+        --to_model_input--> (C, F/r, T/r)   (CMX fold, or the truncation baseline)
+
+Only the model input is stored; :func:`marslib.cmx.from_model_input` gives the
+``(1, F, T)`` spectrogram back.  The cache is a safetensors file under
+``cfg.data.cache_dir`` named by a hash of everything the features depend on
+(audio + CMX config, data filters, and each wav's name, size and mtime), so
+changing the front-end or re-rendering the data never serves stale features.
+Defined in notebook 01.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import os
+import tempfile
+from pathlib import Path
+
+import numpy as np
+import torch
+from safetensors.torch import load_file, save_file
+from torch.utils.data import Dataset
+from tqdm.auto import tqdm
+
+from ..audio import fit_length, load_audio, waveform_to_input
+from ..cmx import to_model_input
+from ..config import Config
+from .nsynth import DatasetError, Example, read_examples
+
+FEATURES_VERSION = 1   # bump when feature computation changes, to invalidate old caches
+BATCH = 64             # waveforms per batched STFT
+LABELS = ("pitch", "family", "velocity")
+
+
+def split_examples(cfg: Config, split: str) -> list[Example]:
+    """The examples of ``split`` that ``cfg.data`` keeps (families, pitch range, velocities)."""
+    d = cfg.data
+    return read_examples(d.root, split, families=d.families,
+                         pitch_range=(d.pitch_min, d.pitch_max), velocities=d.velocities)
+
+
+def cache_key(cfg: Config, split: str, examples: list[Example]) -> str:
+    """Hash of everything the cached features depend on (16 hex digits)."""
+    d = cfg.data
+    files = []
+    for ex in examples:
+        st = ex.path.stat()
+        files.append((ex.note_str, st.st_size, st.st_mtime_ns))
+    payload = {
+        "version": FEATURES_VERSION,
+        "split": split,
+        "audio": dataclasses.asdict(cfg.audio),
+        "cmx": dataclasses.asdict(cfg.cmx),
+        "filters": [list(d.families), d.pitch_min, d.pitch_max, list(d.velocities)],
+        "files": files,
+    }
+    return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()[:16]
+
+
+def _compute(cfg: Config, examples: list[Example]) -> torch.Tensor:
+    """``(N, C, F/r, T/r)`` float32 model inputs, STFT batched ``BATCH`` clips at a time."""
+    n = cfg.audio.clip_samples
+    chunks = []
+    for start in tqdm(range(0, len(examples), BATCH), desc="spectrograms", unit="batch",
+                      disable=len(examples) <= BATCH):
+        batch = examples[start:start + BATCH]
+        waves_BN = np.stack([fit_length(load_audio(ex.path, cfg.audio.sample_rate), n) for ex in batch])
+        spec_B1FT = waveform_to_input(torch.from_numpy(waves_BN), cfg.audio)
+        chunks.append(to_model_input(spec_B1FT, cfg.cmx).contiguous())
+    return torch.cat(chunks).float()
+
+
+def _save_atomic(path: Path, tensors: dict[str, torch.Tensor], metadata: dict[str, str]) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(suffix=".safetensors.tmp", dir=path.parent)
+    os.close(fd)
+    try:
+        save_file(tensors, tmp, metadata=metadata)
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+
+
+def load_features(cfg: Config, split: str) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+    """All model inputs and labels of a split (cached on disk).
+
+    Returns:
+        ``X``: ``(N, C, F/r, T/r)`` float32, ``cfg.input_shape`` per example;
+        ``labels``: ``{"pitch", "family", "velocity"}`` each ``(N,)`` int64
+        (family = index into ``NSYNTH_FAMILIES``).  Order: sorted by ``note_str``.
+    """
+    examples = split_examples(cfg, split)
+    if not examples:
+        d = cfg.data
+        raise DatasetError(f"split {split!r} of {d.root} has no examples for families {d.families}, "
+                           f"pitches {d.pitch_min}..{d.pitch_max}, velocities {d.velocities}")
+    path = Path(cfg.data.cache_dir) / f"{split}-{cache_key(cfg, split, examples)}.safetensors"
+    if path.is_file():
+        tensors = load_file(path)
+    else:
+        tensors = {"x": _compute(cfg, examples)}
+        for name in LABELS:
+            tensors[name] = torch.tensor([getattr(ex, name) for ex in examples], dtype=torch.long)
+        _save_atomic(path, tensors, {"note_strs": json.dumps([ex.note_str for ex in examples])})
+    x = tensors["x"]
+    expected = (len(examples), *cfg.input_shape)
+    if tuple(x.shape) != expected:
+        raise DatasetError(f"cached features {path} have shape {tuple(x.shape)}, expected {expected}; "
+                           f"delete the file to recompute it")
+    return x, {name: tensors[name] for name in LABELS}
+
+
+class SpectrogramDataset(Dataset):
+    """A split as a torch Dataset: ``(x (C, F/r, T/r), {"pitch", "family", "velocity"})``.
+
+    Everything is held in memory (see :func:`load_features`); the default collate
+    turns a batch into ``(B, C, F/r, T/r)`` and a dict of ``(B,)`` LongTensors.
+    """
+
+    def __init__(self, cfg: Config, split: str) -> None:
+        self.split = split
+        self.x, self.labels = load_features(cfg, split)
+
+    def __len__(self) -> int:
+        return self.x.shape[0]
+
+    def __getitem__(self, i: int) -> tuple[torch.Tensor, dict[str, int]]:
+        return self.x[i], {name: int(t[i]) for name, t in self.labels.items()}
