@@ -4,6 +4,10 @@ The encoder maps the model input ``(B, C, F/r, T/r)`` (C = r^2 CMX channels) to 
 latent ``(B, D, h, w)`` with ``h = F/(r*ds)``, ``w = T/(r*ds)``; the decoder maps a
 (quantised) latent back.  One stage per factor of two, widths doubling up to 4x,
 residual blocks with GroupNorm + SiLU: a small cousin of the LDM/VAR VAE.
+
+There is no residual block at the input resolution: after CMX the grid is
+already r times coarser and the detail sits in the channels, so the first
+convolution can go straight down (this is where CMX saves compute).
 Defined in notebook 02.
 """
 
@@ -45,9 +49,8 @@ class Encoder(nn.Module):
         widths = stage_widths(channels, downsample)
         layers: list[nn.Module] = [nn.Conv2d(in_channels, widths[0], 3, padding=1)]
         for w_in, w_out in zip(widths, widths[1:]):
-            layers += [ResBlock(w_in, w_in), nn.Conv2d(w_in, w_out, 4, stride=2, padding=1)]
-        layers += [ResBlock(widths[-1], widths[-1]), _norm(widths[-1]), nn.SiLU(),
-                   nn.Conv2d(widths[-1], latent_dim, 3, padding=1)]
+            layers += [nn.Conv2d(w_in, w_out, 4, stride=2, padding=1), ResBlock(w_out, w_out)]
+        layers += [_norm(widths[-1]), nn.SiLU(), nn.Conv2d(widths[-1], latent_dim, 3, padding=1)]
         self.net = nn.Sequential(*layers)
 
     def forward(self, x_BCHW: torch.Tensor) -> torch.Tensor:
@@ -61,9 +64,10 @@ class Decoder(nn.Module):
         super().__init__()
         widths = stage_widths(channels, downsample)[::-1]
         layers: list[nn.Module] = [nn.Conv2d(latent_dim, widths[0], 3, padding=1), ResBlock(widths[0], widths[0])]
-        for w_in, w_out in zip(widths, widths[1:]):
-            layers += [nn.Upsample(scale_factor=2, mode="nearest"), nn.Conv2d(w_in, w_out, 3, padding=1),
-                       ResBlock(w_out, w_out)]
+        for i, (w_in, w_out) in enumerate(zip(widths, widths[1:])):
+            layers += [nn.Upsample(scale_factor=2, mode="nearest"), nn.Conv2d(w_in, w_out, 3, padding=1)]
+            if i < len(widths) - 2:  # no residual block at the input resolution (see module doc)
+                layers.append(ResBlock(w_out, w_out))
         layers += [_norm(widths[-1]), nn.SiLU(), nn.Conv2d(widths[-1], out_channels, 3, padding=1)]
         self.net = nn.Sequential(*layers)
 
