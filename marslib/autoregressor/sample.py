@@ -79,7 +79,8 @@ def sample_tokens(model: NextScaleTransformer, tokenizer: Tokenizer, pitch_B: to
         if k + 1 < K:
             x = model.embed_scale(k + 1, model.word_embed(nxt))
             x = torch.cat([x, x]) if guided else x
-            prefix = torch.cat([prefix, x], dim=1)
+            if not use_cache:
+                prefix = torch.cat([prefix, x], dim=1)
     return (indices, all_logits) if return_logits else indices
 
 

@@ -1,0 +1,128 @@
+"""Timing and memory helpers shared by the benchmark scripts.
+
+Every benchmark compares *variants measured side by side in one run*: each
+variant is warmed up, then the repetitions are interleaved (A B A B ...) so a
+burst of background load hits all variants alike, and the median is reported.
+Ratios between variants are the meaningful output; absolute times depend on
+the machine and on whatever else it is running.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import time
+from pathlib import Path
+from typing import Callable
+
+import torch
+
+
+def add_common_args(parser: argparse.ArgumentParser, repeats: int = 5) -> None:
+    """``--repeats --warmup --threads --device --json``, the options every benchmark takes."""
+    parser.add_argument("--repeats", type=int, default=repeats, help="timed repetitions per variant (median)")
+    parser.add_argument("--warmup", type=int, default=1, help="untimed runs per variant before timing")
+    parser.add_argument("--threads", type=int, default=0,
+                        help="torch.set_num_threads (0 = leave torch's default)")
+    parser.add_argument("--device", choices=("cpu", "cuda"), default="cpu")
+    parser.add_argument("--json", type=Path, default=None, help="also write the results to this JSON file")
+
+
+def setup(args: argparse.Namespace) -> torch.device:
+    """Apply ``--threads`` and return the ``--device`` (a clear error if CUDA is missing)."""
+    if args.threads > 0:
+        torch.set_num_threads(args.threads)
+    if args.device == "cuda" and not torch.cuda.is_available():
+        raise SystemExit("--device cuda asked for, but no CUDA GPU is visible; use --device cpu")
+    return torch.device(args.device)
+
+
+def environment(device: torch.device) -> dict:
+    """What the numbers were measured on (goes into the JSON)."""
+    env = {"torch": torch.__version__, "device": str(device), "threads": torch.get_num_threads()}
+    if device.type == "cuda":
+        env["gpu"] = torch.cuda.get_device_name(device)
+    return env
+
+
+def sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def time_interleaved(fns: dict[str, Callable[[], object]], device: torch.device, repeats: int,
+                     warmup: int = 1) -> dict[str, float]:
+    """Median wall seconds of each callable; warm-up first, then repetitions interleaved."""
+    for fn in fns.values():
+        for _ in range(warmup):
+            fn()
+    sync(device)
+    times: dict[str, list[float]] = {name: [] for name in fns}
+    for _ in range(max(1, repeats)):
+        for name, fn in fns.items():
+            sync(device)
+            t0 = time.perf_counter()
+            fn()
+            sync(device)
+            times[name].append(time.perf_counter() - t0)
+    return {name: statistics.median(ts) for name, ts in times.items()}
+
+
+def cuda_peak_bytes(fn: Callable[[], object], device: torch.device) -> int | None:
+    """``torch.cuda.max_memory_allocated`` during one call of ``fn`` (None on CPU)."""
+    if device.type != "cuda":
+        return None
+    sync(device)
+    torch.cuda.reset_peak_memory_stats(device)
+    fn()
+    sync(device)
+    return torch.cuda.max_memory_allocated(device)
+
+
+def saved_tensor_bytes(fn: Callable[[], object], exclude: list[torch.Tensor] = ()) -> int:
+    """Bytes of the tensors autograd saves for backward while ``fn`` runs its forward pass.
+
+    That is the activation memory of a training step, independent of the device
+    and the allocator.  Views of one storage count once (deduplicated by the
+    storage's data pointer); tensors in ``exclude`` (the parameters, which live
+    anyway) do not count.
+    """
+    skip = {t.untyped_storage().data_ptr() for t in exclude}
+    seen: dict[int, int] = {}
+
+    def pack(t: torch.Tensor) -> torch.Tensor:
+        try:
+            storage = t.untyped_storage()
+        except (RuntimeError, NotImplementedError):  # e.g. tensors without storage
+            return t
+        ptr = storage.data_ptr()
+        if ptr and ptr not in skip:
+            seen[ptr] = storage.nbytes()
+        return t
+
+    with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
+        fn()
+    return sum(seen.values())
+
+
+def fmt(value: object) -> str:
+    if isinstance(value, float):
+        return f"{value:.3g}" if abs(value) < 1000 else f"{value:,.0f}"
+    if isinstance(value, int):
+        return f"{value:,}"
+    return "" if value is None else str(value)
+
+
+def markdown_table(rows: list[dict], columns: list[str]) -> str:
+    """A GitHub markdown table of ``rows`` (missing keys print empty)."""
+    lines = ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
+    lines += ["| " + " | ".join(fmt(row.get(c)) for c in columns) + " |" for row in rows]
+    return "\n".join(lines)
+
+
+def write_json(path: Path | None, results: dict) -> None:
+    if path is not None:
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(results, indent=2))
