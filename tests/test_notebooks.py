@@ -7,11 +7,13 @@ exercises.
 """
 
 import json
+import math
 from pathlib import Path
 
 import numpy as np
 import pytest
 
+from marslib.config import get_config
 from marslib.notebooks import execute_notebook, notebook_sources, pair_in_sync
 from marslib.widgets import stft_cmx_explorer
 
@@ -28,7 +30,77 @@ def check_01(r: dict, out: Path) -> None:
     assert r["normalise_max_rel_error"] < 1e-5
 
 
-CHECKS = {"01_stft_and_cmx": check_01}
+def check_02(r: dict, out: Path) -> None:
+    smoke = get_config("smoke")
+    K = len(r["scales"])
+    assert r["scales"] == [list(s) for s in smoke.tokenizer.scales] and r["latent_shape"] == r["scales"][-1]
+    assert r["tokens_per_scale"] == [h * w for h, w in r["scales"]]
+    assert r["tokens_per_clip"] == sum(r["tokens_per_scale"]) == 91
+    assert r["bits_per_token"] == math.log2(r["codebook_size"])
+    assert math.isclose(r["bitrate_bps"], r["tokens_per_clip"] * r["bits_per_token"] / r["clip_seconds"])
+    assert 0 < r["bitrate_bps"] < r["pcm_bitrate_bps"] == 16 * smoke.audio.sample_rate
+    assert r["train_steps"] == smoke.train_tokenizer.steps
+    for terms in (r["final_train"], r["final_valid"]):
+        assert {"loss", "l1", "l2", "spectral", "vq"} <= set(terms)
+        assert all(math.isfinite(v) and v >= 0 for v in terms.values()), terms
+    assert r["final_train_loss"] == r["final_train"]["loss"]
+    u = r["codebook_usage"]
+    assert len(u["per_scale"]) == len(u["max_possible_per_scale"]) == len(u["perplexity_per_scale"]) == K
+    for used, cap in zip(u["per_scale"], u["max_possible_per_scale"]):
+        assert 0 < used <= cap + 1e-9 <= 1 + 1e-9, (used, cap)  # scale k has n_valid*h*w tokens at most
+    assert max(u["per_scale"]) <= u["union"] <= 1
+    assert all(1 <= p <= r["codebook_size"] + 1e-6 for p in u["perplexity_per_scale"])
+    rec = r["reconstruction"]
+    assert math.isfinite(rec["cmx"]["lsd"]) and rec["cmx"]["lsd"] > 0 and math.isfinite(rec["cmx"]["sc"])
+    assert rec["cmx_representation_alone"] == {"lsd": 0.0, "sc": 0.0}  # CMX is lossless
+    assert rec["truncation_ceiling"]["lsd"] > 0 and 0 < rec["truncation_ceiling"]["sc"] <= 1.01
+    for key in ("lsd_per_scales", "sc_per_scales", "scrubber_lsd_per_scales", "toy_relative_error_per_scales"):
+        assert len(r[key]) == K and all(math.isfinite(v) and v >= 0 for v in r[key]), key
+    assert math.isclose(r["lsd_per_scales"][-1], rec["cmx"]["lsd"], rel_tol=1e-4, abs_tol=1e-4)
+    assert {"scale_pyramid.png", "training_curves.png", "codebook_usage.png", "progressive_reconstruction.png",
+            "quality_vs_scales.png", "scale_scrubber.png"} <= set(r["figures"])
+    assert (out.parent / "tokenizer" / "last.json").exists()  # notebook 03 reuses this checkpoint
+
+
+def check_03(r: dict, out: Path) -> None:
+    smoke = get_config("smoke")
+    scales = [tuple(s) for s in r["scales"]]
+    h, w = r["latent_shape"]
+    assert scales == [tuple(s) for s in smoke.tokenizer.scales] and scales[-1] == (h, w)
+    assert r["tokens_per_clip"] == sum(a * b for a, b in scales)
+    assert r["n_passes_next_scale"] == len(scales)                # one forward pass per scale
+    assert r["n_passes_raster"] == h * w                          # one forward pass per token
+    paper = r["speed"][1]
+    assert (paper["K"], paper["L"], paper["n_passes_next_scale"], paper["n_passes_raster"]) == (10, 680, 10, 256)
+    ar = r["ar"]
+    assert ar["train_steps"] == smoke.train_ar.steps
+    assert len(ar["ce_per_scale_valid"]) == len(scales)
+    for split in ("final_train", "final_valid"):
+        assert 0 <= ar[split]["accuracy"] <= 1 and 0 < ar[split]["loss"] < ar["uniform_ce"] + 1
+    assert math.isclose(ar["uniform_ce"], math.log(r["codebook_size"]))
+    assert r["teacher_forcing"]["input_shape"][1] == r["tokens_per_clip"] - 1
+    assert r["teacher_forcing"]["logits_shape"] == [1, r["tokens_per_clip"], r["codebook_size"]]
+    stages = r["generation"]["stage_l1_to_final"]
+    assert len(stages) == len(scales) and stages[-1] == 0.0        # all K scales = the final note
+    pa = r["pitch_accuracy"]
+    assert pa["n"] == 8 == len(pa["cents"]) == len(pa["conditions"])
+    for key in ("accuracy", "octave_errors", "unvoiced"):
+        assert 0 <= pa[key] <= 1 and 0 <= r["pitch_accuracy_data"][key] <= 1
+    assert pa["accuracy"] + pa["octave_errors"] + pa["unvoiced"] <= 1 + 1e-9
+    assert r["pitch_accuracy_data"]["accuracy"] >= 0.5           # real notes through Griffin-Lim: pYIN works
+    cfgs = r["cfg_sweep"]
+    assert cfgs[0]["cfg_scale"] == 0 and cfgs[0]["tokens_changed_vs_cfg0"] == 0
+    assert all(0 <= c["tokens_changed_vs_cfg0"] <= 1 for c in cfgs)
+    t = r["timing"]                                              # machine-dependent: sanity only
+    assert t["sampling_seconds_per_clip"]["next_scale"] > 0 and t["sampling_seconds_per_clip"]["raster"] > 0
+    assert t["paper_grid"]["speedup"] > 1                         # 10 vs 256 passes: robust
+    assert t["generation_rtf"] > 0
+    assert {"attention_masks.png", "teacher_forcing.png", "training_curves.png", "generation_by_scale.png",
+            "pitch_sweep.png", "pitch_accuracy.png", "cfg_sweep.png", "speed.png"} <= set(r["figures"])
+    assert (out.parent / "ar" / "last.json").exists()
+
+
+CHECKS = {"01_stft_and_cmx": check_01, "02_tokenizer": check_02, "03_next_scale_autoregression": check_03}
 
 
 @pytest.fixture(scope="module")
@@ -70,3 +142,25 @@ def test_explorer_reports_bad_settings_instead_of_raising():
     assert not good.message and good.spec_shape == (128, 128) and good.cmx_shape == (4, 64, 64)
     assert "hop" in explorer.update(n_fft=256, hop=512).message
     assert explorer.update(n_fft=256, hop=64, r=3).message
+
+
+def test_cfg_explorer_regenerates_headlessly():
+    import torch
+
+    from marslib.autoregressor import NextScaleTransformer
+    from marslib.tokenizer import Tokenizer
+    from marslib.widgets import cfg_explorer
+
+    cfg = get_config("smoke")
+    torch.manual_seed(0)
+    tokenizer, model = Tokenizer(cfg).eval(), NextScaleTransformer(cfg.ar, cfg.tokenizer).eval()
+    explorer = cfg_explorer(model, tokenizer, pitches=[48, 60, 72], families=["keyboard", "brass"],
+                            cfg_scale=2.0, pitch=60, family="keyboard", estimate_pitch=False)
+    view = explorer.update(cfg_scale=0.0, pitch=72, family="brass")
+    assert (view.cfg_scale, view.pitch, view.family) == (0.0, 72, "brass")
+    assert (explorer.scale.value, explorer.pitch.value, explorer.family.value) == (0.0, 72, "brass")
+    assert view.spectrogram.shape == cfg.spec_shape and view.waveform.shape == (cfg.audio.clip_samples,)
+    assert [tuple(i.shape[1:]) for i in view.indices] == list(cfg.tokenizer.scales)
+    assert explorer.image.value and "<audio" in explorer.player.value
+    again = explorer.update(cfg_scale=0.0, pitch=72, family="brass")   # fixed seed: same note
+    assert np.array_equal(view.waveform, again.waveform)

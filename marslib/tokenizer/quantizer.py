@@ -188,12 +188,13 @@ class MultiScaleQuantizer(nn.Module):
             self.restart_dead_codes(pool)
 
     @torch.no_grad()
-    def restart_dead_codes(self, pool_ND: torch.Tensor, threshold: float = 1e-3) -> int:
+    def restart_dead_codes(self, pool_ND: torch.Tensor, threshold: float = 1.0) -> int:
         """Re-seed codes nobody has used lately with random residual vectors from ``pool``.
 
-        A code is dead when its hit EMA summed over scales is below ``threshold``.
-        Without this, codes that lose the first few lookups are never chosen again
-        and the coarse scales collapse onto a handful of entries.
+        A code is dead when it is hit less than ``threshold`` times per batch (its
+        hit EMA summed over scales), as in Jukebox.  Without this, codes that lose
+        the first few lookups are never chosen again and the codebook collapses
+        onto a small fraction of its entries.
 
         Returns:
             how many codes were restarted.
@@ -203,7 +204,7 @@ class MultiScaleQuantizer(nn.Module):
             pick = torch.randint(len(pool_ND), (len(dead),), device=pool_ND.device)
             noise = 0.01 * pool_ND.std() * torch.randn(len(dead), self.D, device=pool_ND.device)
             self.codebook.weight.data[dead] = pool_ND[pick] + noise
-            self.ema_hits_KV[:, dead] = 1.0 / self.K  # give them a grace period
+            self.ema_hits_KV[:, dead] = threshold / self.K  # a grace period before the next check
         if dist.is_available() and dist.is_initialized():  # data parallel: rank 0's codebook wins
             dist.broadcast(self.codebook.weight.data, src=0)
             dist.broadcast(self.ema_hits_KV, src=0)
