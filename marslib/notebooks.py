@@ -49,6 +49,8 @@ def sync_pair(source: Path) -> Path:
 
     nb = jupytext.read(source)
     nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
+    for i, cell in enumerate(nb.cells):  # stable ids: re-syncing an unchanged notebook changes nothing
+        cell.id = f"cell-{i:03d}"
     ipynb = paired_ipynb(source)
     jupytext.write(nb, ipynb)
     return ipynb

@@ -420,3 +420,19 @@ def plot_codebook_usage(hits_KV, scales, n_clips: int) -> Figure:
     ax1.legend(fontsize=8, ncols=2 if n_k > 5 else 1, loc="upper right")
     ax1.grid(axis="y", alpha=0.3)
     return fig
+
+
+class FigureSaver:
+    """``save(fig, name)`` writes ``<folder>/<name>.png`` and remembers the file name.
+
+    Notebooks list ``save.names`` in their ``results.json`` so tests can check
+    every promised figure exists.
+    """
+
+    def __init__(self, folder: str | Path):
+        self.folder, self.names = Path(folder), []
+
+    def __call__(self, fig: Figure, name: str) -> Path:
+        path = save_figure(fig, self.folder / f"{name}.png")
+        self.names.append(path.name)
+        return path

@@ -56,20 +56,15 @@ from marslib import audio, cmx
 from marslib.config import get_config
 from marslib.data.instruments import FAMILY_INSTRUMENTS
 from marslib.data.render import render_note
-from marslib.plotting import (plot_chessboard, plot_cmx_channels, plot_spectrogram,
-                              plot_waveform, save_figure)
+from marslib.plotting import (FigureSaver, plot_chessboard, plot_cmx_channels, plot_spectrogram,
+                              plot_waveform)
 from marslib.widgets import stft_cmx_explorer
 
 cfg, out = marslib.runtime.setup_run("01_stft_and_cmx", profile, seed, device, data_dir, out_dir)
 a = cfg.audio
 sr = a.sample_rate
-figures = []  # every figure file this notebook writes, for results.json
-
-
-def save(fig, name):
-    """Save a figure to out/<name>.png and remember its name."""
-    save_figure(fig, out / f"{name}.png")
-    figures.append(f"{name}.png")
+save = FigureSaver(out)  # save(fig, name) writes out/<name>.png
+figures = save.names     # every figure file this notebook writes, for results.json
 
 
 print(f"profile {cfg.profile!r}: {sr} Hz, n_fft {a.n_fft}, hop {a.hop_length}, "

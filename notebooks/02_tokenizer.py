@@ -60,8 +60,8 @@ from marslib import audio, cmx
 from marslib.config import NSYNTH_FAMILIES, get_config
 from marslib.data import ensure_dataset, load_features
 from marslib.metrics import log_spectral_distance, spectral_convergence
-from marslib.plotting import (plot_codebook_usage, plot_scale_pyramid, plot_spectrogram,
-                              plot_training_curves, save_figure)
+from marslib.plotting import (FigureSaver, plot_codebook_usage, plot_scale_pyramid, plot_spectrogram,
+                              plot_training_curves)
 from marslib.runtime import setup_run
 from marslib.tokenizer import MultiScaleQuantizer, Tokenizer
 from marslib.tokenizer.training import fit_tokenizer, reconstruction_report
@@ -74,13 +74,8 @@ sr = a.sample_rate
 K = len(tok.scales)
 V, D = tok.codebook_size, tok.latent_dim
 H, W = cfg.latent_shape
-figures = []  # every figure file this notebook writes, for results.json
-
-
-def save(fig, name):
-    """Save a figure to out/<name>.png and remember its name."""
-    save_figure(fig, out / f"{name}.png")
-    figures.append(f"{name}.png")
+save = FigureSaver(out)  # save(fig, name) writes out/<name>.png
+figures = save.names     # every figure file this notebook writes, for results.json
 
 
 print(f"profile {cfg.profile!r}: spectrogram (F, T) = {cfg.spec_shape}, CMX r = {cfg.cmx.factor} "

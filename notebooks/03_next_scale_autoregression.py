@@ -65,7 +65,7 @@ from marslib.autoregressor.training import fit_ar
 from marslib.config import NSYNTH_FAMILIES, get_config
 from marslib.data import load_features
 from marslib.metrics import estimate_pitch, pitch_accuracy
-from marslib.plotting import plot_ar_history, plot_attention_mask, plot_spectrogram, save_figure
+from marslib.plotting import FigureSaver, plot_ar_history, plot_attention_mask, plot_spectrogram
 from marslib.runtime import seed_everything, setup_run
 from marslib.tokenizer import MultiScaleQuantizer, Tokenizer
 from marslib.tokenizer.training import fit_tokenizer
@@ -75,17 +75,12 @@ cfg, out = setup_run("03_next_scale_autoregression", profile, seed, device, data
 run = out.parent  # the run folder: tokenizer/ (notebook 02) and ar/ (this notebook) live here
 dev = torch.device(cfg.device)
 sr = cfg.audio.sample_rate
-figures = []  # every figure file this notebook writes, for results.json
+save = FigureSaver(out)  # save(fig, name) writes out/<name>.png
+figures = save.names     # every figure file this notebook writes, for results.json
 
 # How much evaluation each profile can afford (expensive cells scale, never skip).
 n_pitch_eval = {"smoke": 8, "course": 48}.get(cfg.profile, 64)  # clips scored with pYIN
 timing_repeats = 5  # timings are the median of this many runs
-
-
-def save(fig, name):
-    """Save a figure to out/<name>.png and remember its name."""
-    save_figure(fig, out / f"{name}.png")
-    figures.append(f"{name}.png")
 
 
 def panel_grid(n):
