@@ -216,8 +216,20 @@ def _smoke() -> Config:
 
 
 def _course() -> Config:
-    # A laptop CPU: 1 s notes, 128 x 256 spectrograms folded to 16 x 32 x 64.
-    return Config(profile="course")
+    # A laptop CPU: 1 s notes, 128 x 256 spectrograms folded to 16 x 32 x 64, an
+    # 8 x 16 latent.  Pitches start at C4: with 62.5 Hz STFT bins the harmonics of
+    # lower notes sit 1-4 bins apart, and a tokenizer this small smears them (we
+    # measured most reconstructions below MIDI 62 losing their pitch); the paper
+    # profile (n_fft 1024) keeps NSynth's full range.
+    return Config(
+        profile="course",
+        data=DataConfig(pitch_min=60, pitch_max=84),
+        tokenizer=TokenizerConfig(channels=32),
+        train_tokenizer=TrainConfig(steps=1500, batch_size=32, lr=3e-4, warmup_steps=50,
+                                    eval_every=250, checkpoint_every=250),
+        train_ar=TrainConfig(steps=1000, batch_size=32, lr=5e-4, warmup_steps=50,
+                             eval_every=250, checkpoint_every=250),
+    )
 
 
 def _paper() -> Config:
