@@ -101,22 +101,35 @@ class ClassCondition(nn.Module):
     Pitch index 128 and family index ``n_families`` are the null class; during
     training both labels are replaced by it with probability ``dropout`` (VAR's
     10%), so one network learns both p(x | class) and p(x).
+
+    Pitch is ordinal, so besides a per-pitch table (initialised at zero) it is
+    embedded through sinusoidal features of the MIDI number, periods 2 to 128
+    semitones, like a positional encoding (ours): neighbouring pitches start out
+    similar and share what they learn, which matters with only a few dozen
+    examples per pitch.
     """
 
-    def __init__(self, width: int, n_families: int, dropout: float):
+    def __init__(self, width: int, n_families: int, dropout: float, n_frequencies: int = 8):
         super().__init__()
         self.null_pitch, self.null_family, self.dropout = 128, n_families, dropout
-        self.pitch = nn.Embedding(129, width)
+        periods = 2.0 ** torch.linspace(1, 7, n_frequencies)        # 2 .. 128 semitones
+        self.register_buffer("omega", 2 * torch.pi / periods, persistent=False)
+        self.pitch_features = nn.Linear(2 * n_frequencies, width)
+        self.pitch = nn.Embedding(129, width)                       # row 128: the null pitch
         self.family = nn.Embedding(n_families + 1, width)
-        for emb in (self.pitch, self.family):
-            nn.init.trunc_normal_(emb.weight, std=(1 / (3 * width)) ** 0.5)
+        nn.init.zeros_(self.pitch.weight[:128])
+        for w in (self.pitch.weight[128:], self.family.weight):
+            nn.init.trunc_normal_(w, std=(1 / (3 * width)) ** 0.5)
 
     def forward(self, pitch_B: torch.Tensor, family_B: torch.Tensor) -> torch.Tensor:
         if self.training and self.dropout > 0:
             drop = torch.rand(pitch_B.shape, device=pitch_B.device) < self.dropout
             pitch_B = torch.where(drop, self.null_pitch, pitch_B)
             family_B = torch.where(drop, self.null_family, family_B)
-        return self.pitch(pitch_B) + self.family(family_B)
+        angle = pitch_B[:, None].float() * self.omega                          # (B, n_frequencies)
+        sinusoids = self.pitch_features(torch.cat([angle.sin(), angle.cos()], dim=1))
+        sinusoids = sinusoids * (pitch_B != self.null_pitch)[:, None]          # the null class has none
+        return self.pitch(pitch_B) + sinusoids + self.family(family_B)
 
     def null(self, batch: int, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
         """Labels of the null class, ``(B,)`` each."""
