@@ -81,7 +81,8 @@ def read_meta(directory: str | Path, name: str) -> dict:
     """The JSON part of a checkpoint, with clear errors if it is missing or broken."""
     path = Path(directory) / f"{name}.json"
     if not path.exists():
-        raise CheckpointError(f"no checkpoint at {path}; train one first (e.g. `mars train tokenizer`)")
+        raise CheckpointError(f"no checkpoint at {path}; train one first "
+                              f"(`mars train tokenizer`, then `mars train ar`, with the same --out)")
     try:
         return json.loads(path.read_text())
     except json.JSONDecodeError as err:

@@ -120,6 +120,7 @@ def cmd_sample(args: argparse.Namespace) -> None:
     out = Path(args.out)
     names = []
     for i, wave in enumerate(waves):
+        wave = wave / max(1.0, float(wave.abs().max()) / 0.99)  # Griffin-Lim may overshoot: no clipping
         name = f"{args.family}_{args.pitch:03d}_{i:02d}.wav"
         write_wav(out / name, wave, model_cfg.audio.sample_rate)
         names.append(name)
