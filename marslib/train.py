@@ -28,7 +28,7 @@ import torch.distributed as dist
 from torch import nn
 from tqdm.auto import tqdm
 
-from .checkpoint import load_checkpoint, read_meta, save_checkpoint
+from .checkpoint import load_checkpoint, save_checkpoint
 from .config import Config, TrainConfig
 from .runtime import atomic_write, resolve_device
 
@@ -172,7 +172,3 @@ def train(model: nn.Module, cfg: Config, tcfg: TrainConfig, train_data: Batch, r
         bar.close()
     return history
 
-
-def load_history(run_dir: str | Path) -> dict:
-    """The history of the last checkpoint in ``run_dir``."""
-    return read_meta(run_dir, CHECKPOINT)["extra"]["history"]

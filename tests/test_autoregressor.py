@@ -138,3 +138,16 @@ def test_tokenizer_and_ar_must_match(models, tmp_path):
     save_checkpoint(tmp_path / "ar", "last", ar, cfg, "ar", 1)
     with pytest.raises(CheckpointError, match="different tokenizer config"):
         load_ar(tmp_path)
+
+
+def test_raster_baseline_trains_end_to_end(tmp_path):
+    from marslib.autoregressor.training import fit_raster
+
+    cfg = get_config("smoke", {"data.root": str(tmp_path / "data"), "data.cache_dir": str(tmp_path / "cache"),
+                               "train_tokenizer.steps": 3, "train_ar.steps": 3})
+    model, tokenizer, history = fit_raster(cfg, tmp_path / "run", progress=False)
+    assert tokenizer.quantizer.scales == [cfg.latent_shape]          # a single-scale VQ-VAE
+    assert model.L == cfg.latent_shape[0] * cfg.latent_shape[1] and len(history["train"]) == 3
+    assert (tmp_path / "run" / "raster" / "last.json").exists()
+    tokens = model.sample(PITCH[:1], FAMILY[:1])
+    assert tokenizer.decode([tokens]).shape == (1, *cfg.input_shape)
