@@ -141,11 +141,11 @@ def cmd_reproduce(args: argparse.Namespace) -> None:
         sources = [s for s in sources if s.name[:2] in args.notebooks]
         if not sources:
             raise ValueError(f"no notebook matches {args.notebooks}; numbers are like 01 02")
-    data_dir = Path(args.data_dir).resolve() if args.data_dir else None
-    if data_dir is not None:
-        cfg.data.root = str(data_dir)
+    # Resolve the dataset once, here, and hand the same folder to every notebook.
+    data_dir = Path(args.data_dir or cfg.data.root).resolve()
+    cfg.data.root = str(data_dir)
     from .data import ensure_dataset
-    print(f"dataset: {ensure_dataset(cfg)}", flush=True)  # once, before the notebooks share it
+    print(f"dataset: {ensure_dataset(cfg)}", flush=True)
     for src in sources:
         t0 = time.time()
         print(f"running {src.name} (profile {cfg.profile}) ...", flush=True)
