@@ -354,7 +354,8 @@ tokens_so_far = np.cumsum([hk * wk for hk, wk in scales])
 for k, spec in enumerate(stages):
     hk, wk = scales[k]
     im = plot_spectrogram(axes.flat[k], spec[0, 0], cfg.audio, colorbar=False,
-                          title=f"scales 1–{k + 1} (last {hk}x{wk}): {tokens_so_far[k]} tokens")
+                          title=(f"scale 1 ({hk}x{wk}): {hk * wk} token{'s' * (hk * wk > 1)}" if k == 0 else
+                                 f"scales 1–{k + 1} (last {hk}x{wk}): {tokens_so_far[k]} tokens"))
 if real_spec is not None:
     plot_spectrogram(axes.flat[K], real_spec[0, 0], cfg.audio, colorbar=False,
                      title="a real note of this class (data)")
