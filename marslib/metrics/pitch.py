@@ -47,9 +47,21 @@ def pitch_accuracy(waves: np.ndarray | torch.Tensor, sample_rate: int, target_mi
         raise ValueError(f"expected waveforms (B, N), got shape {waves.shape}")
     if not np.isfinite(waves).all():
         raise ValueError("waveforms contain NaN or Inf")
-    cents = np.array([100 * (estimate_pitch(w, sample_rate, expected_midi=t) - t) for w, t in zip(waves, targets)])
+    midi = np.array([estimate_pitch(w, sample_rate, expected_midi=t) for w, t in zip(waves, targets)])
+    return score_pitch(midi, targets)
+
+
+def score_pitch(midi: np.ndarray, target_midi, tolerance: float = 1.0) -> dict:
+    """Estimated clip pitches ``(B,)`` (NaN = unvoiced) against targets: the dict above.
+
+    Shared by the pYIN and CREPE trackers, so their numbers mean the same thing.
+    """
+    targets = np.asarray(target_midi, dtype=float)
+    if targets.ndim > 1 or targets.size not in (1, len(midi)):
+        raise ValueError(f"target_midi must be one pitch or one per clip ({len(midi)}), got shape {targets.shape}")
+    cents = 100 * (np.asarray(midi, dtype=float) - np.broadcast_to(targets, (len(midi),)))
     voiced = np.isfinite(cents)
-    correct = voiced & (np.abs(cents) <= 100)
+    correct = voiced & (np.abs(cents) <= 100 * tolerance)
     octave = voiced & (np.abs(np.abs(cents) - 1200) <= OCTAVE_TOLERANCE)
     return {"accuracy": float(correct.mean()), "octave_errors": float(octave.mean()),
             "unvoiced": float((~voiced).mean()),
