@@ -11,7 +11,7 @@ tokenizer architecture (``marslib.tokenizer.Tokenizer``) on
 
 Reported per variant: input shape, latent grid, tokens, parameters, median time
 per step, and the activation memory of the step = bytes of the tensors autograd
-saves for backward (device independent; see ``common.saved_tensor_bytes``), plus
+saves for backward (device independent; see ``marslib.runtime.saved_tensor_bytes``), plus
 ``torch.cuda.max_memory_allocated`` on CUDA and, with ``--rss``, the peak RSS
 of two steps in a fresh child process per variant.  Ratios are relative to ``cmx``.
 
@@ -34,11 +34,13 @@ import torch
 from torch import nn
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import (add_common_args, cuda_peak_bytes, environment, markdown_table, saved_tensor_bytes,  # noqa: E402
+from common import (add_common_args, cuda_peak_bytes, environment, markdown_table,  # noqa: E402
                     setup, time_interleaved, write_json)
 
+from marslib.ablation import representation_config  # noqa: E402
 from marslib.cmx import to_model_input  # noqa: E402
 from marslib.config import Config, get_config  # noqa: E402
+from marslib.runtime import saved_tensor_bytes  # noqa: E402
 from marslib.tokenizer import Tokenizer  # noqa: E402
 from marslib.train import make_optimizer  # noqa: E402
 
@@ -48,13 +50,7 @@ MB = 2 ** 20
 
 def variant_config(profile: str, variant: str) -> Config:
     """The profile's config for one input representation (same latent grid for all three)."""
-    cfg = get_config(profile)
-    if variant == "full":
-        return get_config(profile, {"cmx.factor": 1,
-                                    "tokenizer.downsample": cfg.tokenizer.downsample * cfg.cmx.factor})
-    if variant == "truncate":
-        return get_config(profile, {"cmx.mode": "truncate"})
-    return cfg
+    return representation_config(get_config(profile), variant)
 
 
 def make_step(cfg: Config, batch_size: int, device: torch.device):

@@ -13,6 +13,7 @@ is detected on load instead of silently resuming from garbage.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 from pathlib import Path
@@ -128,11 +129,23 @@ def load_checkpoint(directory: str | Path, name: str, model: torch.nn.Module, ki
     return meta
 
 
+# The config sections (or single "section.field"s) that shape each kind of model;
+# everything else may differ between training and use.  The classifier reads full
+# spectrograms, so CMX and the tokenizer do not concern it: one classifier judges every arm.
+MODEL_CONFIG: dict[str, tuple[str, ...]] = {
+    "ar": ("audio", "cmx", "tokenizer", "ar"),
+    "classifier": ("audio", "eval.classifier_channels", "eval.classifier_embed"),
+}
+DEFAULT_MODEL_CONFIG = ("audio", "cmx", "tokenizer")
+
+
 def _check_same_model(saved: Config, wanted: Config, kind: str, where: Path) -> None:
-    sections = ["audio", "cmx", "tokenizer"] + (["ar"] if kind == "ar" else [])
-    for section in sections:
-        a, b = getattr(saved, section), getattr(wanted, section)
+    for name in MODEL_CONFIG.get(kind, DEFAULT_MODEL_CONFIG):
+        a, b = saved, wanted
+        for part in name.split("."):
+            a, b = getattr(a, part), getattr(b, part)
         if a != b:
-            diff = [f"{k}: {v!r} != {getattr(b, k)!r}" for k, v in vars(a).items() if getattr(b, k) != v]
-            raise CheckpointError(f"checkpoint {where} was trained with a different {section} config "
+            diff = ([f"{k}: {v!r} != {getattr(b, k)!r}" for k, v in vars(a).items() if getattr(b, k) != v]
+                    if dataclasses.is_dataclass(a) else [f"{a!r} != {b!r}"])
+            raise CheckpointError(f"checkpoint {where} was trained with a different {name} config "
                                   f"({'; '.join(diff)}); use the matching profile/overrides or retrain")

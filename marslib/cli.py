@@ -5,8 +5,11 @@
     mars data info  --profile course           count clips per split and family
     mars train tokenizer --profile course      train the tokenizer (--resume to continue)
     mars train ar --profile course             train the next-scale transformer on its tokens
+    mars train raster|truncation|classifier    the baselines and the evaluation classifier
     mars sample --checkpoint runs/course --pitch 60 --family keyboard --n 8 --out samples/
-    mars reproduce  --profile smoke --out runs/smoke   dataset + every notebook
+    mars evaluate --run runs/course            every metric, every row -> runs/course/evaluation/
+    mars report --run runs/course              the reproduction report -> reports/REPORT.md
+    mars reproduce  --profile smoke --out runs/smoke   dataset + every notebook + the report
 
 Every command takes ``--profile``, ``--seed`` and ``--set key=value`` overrides
 (e.g. ``--set audio.n_fft=512 cmx.mode=truncate``).  Bad input ends with a one-line
@@ -17,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import collections
+import json
 import sys
 import time
 from pathlib import Path
@@ -88,17 +92,22 @@ def cmd_train(args: argparse.Namespace) -> None:
     elif args.model == "ar":
         from .autoregressor.training import fit_ar
         _, history = fit_ar(cfg, run, resume=args.resume, distributed=args.distributed)
-    else:
+    elif args.model == "raster":
         from .autoregressor.training import fit_raster
         _, _, history = fit_raster(cfg, run, resume=args.resume)
+    elif args.model == "truncation":
+        from .ablation import TRUNCATE_DIR, fit_truncation
+        fit_truncation(cfg, run)
+        history = json.loads((run / TRUNCATE_DIR / "ar" / "history.json").read_text())
+    else:
+        from .metrics import fit_classifier
+        _, history = fit_classifier(cfg, run / "classifier", resume=args.resume)
     last = history["valid"][-1] if history["valid"] else history["train"][-1]
     print(f"{args.model} trained in {time.time() - t0:.0f} s -> {run}")
     print("  " + ", ".join(f"{k} {v:.4g}" for k, v in last.items() if "_" not in k))
 
 
 def cmd_sample(args: argparse.Namespace) -> None:
-    import json
-
     import torch
 
     from .audio import write_wav
@@ -131,6 +140,40 @@ def cmd_sample(args: argparse.Namespace) -> None:
     print(f"wrote {len(names)} clips to {out}")
 
 
+def cmd_evaluate(args: argparse.Namespace) -> None:
+    from .evaluate import evaluate, results_table
+
+    cfg = _config(args, **({"data.root": args.data_dir} if args.data_dir else {}))
+    run = Path(args.run or f"runs/{cfg.profile}")
+    if args.train_classifier:
+        from .metrics import fit_classifier
+        fit_classifier(cfg, run / "classifier", resume=True)
+    t0 = time.time()
+    results = evaluate(cfg, run, systems=args.systems)
+    print(results_table(results))
+    print(f"evaluated in {time.time() - t0:.0f} s -> {run / 'evaluation'}")
+
+
+def default_report_dir(profile: str, run: Path) -> Path:
+    """``reports/`` for the course and paper profiles; smoke numbers never land there."""
+    return run / "report" if profile == "smoke" else Path("reports")
+
+
+def cmd_report(args: argparse.Namespace) -> None:
+    from .report import build_report
+
+    run = Path(args.run)
+    if not run.is_dir():
+        raise FileNotFoundError(f"run folder {run} does not exist; train and evaluate first "
+                                f"(`mars reproduce --profile course` does everything)")
+    out = Path(args.out) if args.out else None
+    if out is None:
+        meta = run / "ar" / "last.json"
+        profile = json.loads(meta.read_text())["config"]["profile"] if meta.exists() else "smoke"
+        out = default_report_dir(profile, run)
+    print(f"report written to {build_report(run, out)}")
+
+
 def cmd_reproduce(args: argparse.Namespace) -> None:
     from .notebooks import execute_notebook, notebook_sources
 
@@ -152,6 +195,9 @@ def cmd_reproduce(args: argparse.Namespace) -> None:
         execute_notebook(src, cfg.profile, out, data_dir=data_dir, seed=cfg.seed, device=cfg.device)
         print(f"  done in {time.time() - t0:.0f} s -> {out / src.stem}", flush=True)
     print(f"all outputs under {out}")
+    if not args.notebooks and (out / "evaluation" / "metrics.json").exists():
+        from .report import build_report
+        print(f"report written to {build_report(out, default_report_dir(cfg.profile, out))}")
 
 
 # --- parser ------------------------------------------------------------------------
@@ -182,7 +228,9 @@ def build_parser() -> argparse.ArgumentParser:
     models = train_cmd.add_subparsers(dest="model", required=True)
     for name, text in (("tokenizer", "the multi-scale residual VQ tokenizer -> <out>/tokenizer"),
                        ("ar", "the next-scale transformer on <out>/tokenizer's tokens -> <out>/ar"),
-                       ("raster", "single-scale tokenizer + raster next-token baseline -> <out>/raster")):
+                       ("raster", "single-scale tokenizer + raster next-token baseline -> <out>/raster"),
+                       ("truncation", "the ablation's truncation arm (tokenizer + ar) -> <out>/truncate"),
+                       ("classifier", "the pitch/family classifier the evaluation uses -> <out>/classifier")):
         p = models.add_parser(name, help=text)
         _add_common(p)
         p.add_argument("--out", help="run folder (default: runs/<profile>)")
@@ -206,7 +254,22 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--device", default=None, help="cpu (default) or cuda")
     p.set_defaults(func=cmd_sample)
 
-    p = sub.add_parser("reproduce", help="render the data and execute every notebook with papermill")
+    p = sub.add_parser("evaluate", help="generate, embed and score every system against held-out audio")
+    _add_common(p)
+    p.add_argument("--run", help="run folder with tokenizer/, ar/, classifier/ ... (default: runs/<profile>)")
+    p.add_argument("--data-dir", help="dataset folder (default: the profile's data.root)")
+    p.add_argument("--systems", nargs="*", default=None,
+                   help="rows to (re)score, e.g. mars raster (default: all whose checkpoints exist)")
+    p.add_argument("--train-classifier", action="store_true",
+                   help="train (or resume) <run>/classifier first if it is missing or unfinished")
+    p.set_defaults(func=cmd_evaluate)
+
+    p = sub.add_parser("report", help="write the reproduction report from an evaluated run")
+    p.add_argument("--run", required=True, help="evaluated run folder (e.g. runs/course)")
+    p.add_argument("--out", help="report folder (default: reports/, or <run>/report for smoke)")
+    p.set_defaults(func=cmd_report)
+
+    p = sub.add_parser("reproduce", help="render the data, execute every notebook, write the report")
     _add_common(p)
     p.add_argument("--out", help="run folder (default: runs/<profile>)")
     p.add_argument("--data-dir", help="dataset folder (default: the profile's data.root)")

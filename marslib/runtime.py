@@ -68,3 +68,29 @@ def atomic_write(path: Path, write: Callable[[str], object]) -> None:
     finally:
         if os.path.exists(tmp):
             os.remove(tmp)
+
+
+def saved_tensor_bytes(fn: Callable[[], object], exclude: list[torch.Tensor] = ()) -> int:
+    """Bytes of the tensors autograd saves for backward while ``fn`` runs its forward pass.
+
+    That is the activation memory of a training step, independent of the device
+    and the allocator.  Views of one storage count once (deduplicated by the
+    storage's data pointer); tensors in ``exclude`` (the parameters, which live
+    anyway) do not count.
+    """
+    skip = {t.untyped_storage().data_ptr() for t in exclude}
+    seen: dict[int, int] = {}
+
+    def pack(t: torch.Tensor) -> torch.Tensor:
+        try:
+            storage = t.untyped_storage()
+        except (RuntimeError, NotImplementedError):  # e.g. tensors without storage
+            return t
+        ptr = storage.data_ptr()
+        if ptr and ptr not in skip:
+            seen[ptr] = storage.nbytes()
+        return t
+
+    with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
+        fn()
+    return sum(seen.values())

@@ -79,8 +79,13 @@ def raster_config(cfg: Config) -> Config:
 
 def fit_raster(cfg: Config, run: str | Path, resume: bool = False, progress: bool = True
                ) -> tuple[RasterTransformer, Tokenizer, dict]:
-    """Train a single-scale tokenizer and the raster baseline on its tokens (same budgets as MARS)."""
-    run, rcfg = Path(run), raster_config(cfg)
+    """Train a single-scale tokenizer and the raster baseline on its tokens.
+
+    Budgets: MARS's scaled by ``eval.baseline_budget`` (see ``marslib.ablation.baseline_config``).
+    """
+    from ..ablation import baseline_config
+
+    run, rcfg = Path(run), raster_config(baseline_config(cfg))
     tokenizer, _ = fit_tokenizer(rcfg, run / "raster_tokenizer", resume=resume, progress=progress)
     train_data, valid_data = token_dataset(tokenizer, rcfg, "train"), token_dataset(tokenizer, rcfg, "valid")
     torch.manual_seed(cfg.seed)
@@ -88,6 +93,16 @@ def fit_raster(cfg: Config, run: str | Path, resume: bool = False, progress: boo
     history = train(model, rcfg, rcfg.train_ar, train_data, run / "raster", "raster", valid_data=valid_data,
                     resume=resume, progress=progress)
     return model.eval(), tokenizer, history
+
+
+def load_raster(run: str | Path, device: str = "cpu") -> tuple[RasterTransformer, Tokenizer]:
+    """Load ``<run>/raster`` and its single-scale tokenizer ``<run>/raster_tokenizer``."""
+    run = Path(run)
+    tokenizer = load_tokenizer(run / "raster_tokenizer", device=device)
+    rcfg = tokenizer.cfg
+    model = RasterTransformer(rcfg.ar, rcfg.latent_shape, rcfg.tokenizer.codebook_size)
+    load_checkpoint(run / "raster", CHECKPOINT, model, "raster", rcfg)
+    return model.to(device).eval(), tokenizer
 
 
 def parse_family(name: str | int) -> int:

@@ -1,0 +1,124 @@
+"""CMX vs truncation at the same token budget: the paper's ablation (notebook 05).
+
+MARS folds the ``F x T`` spectrogram into ``r^2`` channels of ``F/r x T/r``
+(CMX, lossless).  Its ablation compares that with *truncation*: keep only the
+``F/r x T/r`` corner (the lowest frequencies of the first frames), so both arms
+hand the tokenizer the same spatial grid, get the same latent grid and the same
+number of tokens.  Everything else is shared; the arms differ in one config
+field, ``cmx.mode``::
+
+    <run>/tokenizer, <run>/ar                    the CMX arm (MARS itself)
+    <run>/truncate/tokenizer, <run>/truncate/ar  the truncation arm
+
+A third representation, ``full`` (no folding: ``1 x F x T`` with a tokenizer
+that downsamples ``r`` times more to reach the same latent grid), is what CMX
+saves compute against; :func:`step_costs` times all three.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from .cmx import to_model_input
+from .config import Config, TrainConfig, validate
+from .runtime import saved_tensor_bytes
+from .tokenizer import Tokenizer
+from .train import make_optimizer
+
+REPRESENTATIONS = ("full", "cmx", "truncate")
+TRUNCATE_DIR = "truncate"
+
+
+def _scaled(tcfg: TrainConfig, fraction: float) -> TrainConfig:
+    steps = max(1, round(tcfg.steps * fraction))
+    shrink = lambda n: max(1, min(steps, round(n * fraction)))  # noqa: E731
+    return dataclasses.replace(tcfg, steps=steps, warmup_steps=shrink(tcfg.warmup_steps),
+                               eval_every=shrink(tcfg.eval_every), checkpoint_every=shrink(tcfg.checkpoint_every))
+
+
+def baseline_config(cfg: Config) -> Config:
+    """``cfg`` with both training budgets scaled by ``cfg.eval.baseline_budget`` (<= 1).
+
+    The raster baseline and the truncation arm train with this budget: never
+    more than MARS itself, less where the profile says so (course: a quarter).
+    """
+    out = Config.from_dict(cfg.to_dict())
+    out.train_tokenizer = _scaled(cfg.train_tokenizer, cfg.eval.baseline_budget)
+    out.train_ar = _scaled(cfg.train_ar, cfg.eval.baseline_budget)
+    return out
+
+
+def representation_config(cfg: Config, representation: str) -> Config:
+    """``cfg`` for one input representation; all three reach the same latent grid and token count."""
+    if representation not in REPRESENTATIONS:
+        raise ValueError(f"representation must be one of {REPRESENTATIONS}, got {representation!r}")
+    out = Config.from_dict(cfg.to_dict())
+    out.cmx = dataclasses.replace(out.cmx, mode="truncate" if representation == "truncate" else "cmx")
+    if representation == "full":
+        out.cmx.factor = 1
+        out.tokenizer = dataclasses.replace(out.tokenizer, downsample=cfg.tokenizer.downsample * cfg.cmx.factor)
+    validate(out)
+    return out
+
+
+def truncation_config(cfg: Config) -> Config:
+    """The truncation arm: ``cmx.mode = "truncate"`` and the baseline budget."""
+    return baseline_config(representation_config(cfg, "truncate"))
+
+
+def fit_truncation(cfg: Config, run: str | Path, progress: bool = True):
+    """Train (or resume, or just load) the truncation arm under ``<run>/truncate``.
+
+    Returns ``(transformer, tokenizer)`` in eval mode.
+    """
+    from .autoregressor.training import fit_ar
+    from .tokenizer.training import fit_tokenizer
+
+    tcfg, arm = truncation_config(cfg), Path(run) / TRUNCATE_DIR
+    tokenizer, _ = fit_tokenizer(tcfg, arm / "tokenizer", resume=True, progress=progress)
+    model, _ = fit_ar(tcfg, arm, resume=True, progress=progress)
+    return model, tokenizer
+
+
+def step_costs(cfg: Config, batch_size: int = 8, repeats: int = 3) -> list[dict]:
+    """Tokenizer training-step cost of each representation, measured side by side.
+
+    Returns one dict per representation: ``input`` shape, ``tokens``, median
+    ``step_ms`` and ``activation_mb`` (what autograd saves for backward: the
+    memory a training step needs beyond the weights, device-independent).
+    Random inputs: cost does not depend on the values.
+    """
+    steps, rows = {}, {}
+    for rep in REPRESENTATIONS:
+        rcfg = representation_config(cfg, rep)
+        torch.manual_seed(0)
+        model = Tokenizer(rcfg).train()
+        opt = make_optimizer(model, rcfg.train_tokenizer)
+        x = to_model_input(torch.rand(batch_size, 1, *rcfg.spec_shape) * 2 - 1, rcfg.cmx).contiguous()
+
+        def step(model=model, opt=opt, x=x) -> None:
+            loss = model.training_losses((x, {}))["loss"]
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+            opt.step()
+
+        step()  # warm-up (allocations, first-call dispatch)
+        params = list(model.parameters())
+        rows[rep] = {"representation": rep, "input": "x".join(map(str, rcfg.input_shape)),
+                     "tokens": sum(h * w for h, w in rcfg.tokenizer.scales),
+                     "activation_mb": saved_tensor_bytes(lambda: model.training_losses((x, {})), params) / 2 ** 20}
+        steps[rep], rows[rep]["times"] = step, []
+    for _ in range(repeats):  # interleaved, so background load hits every variant alike
+        for rep, step in steps.items():
+            t0 = time.perf_counter()
+            step()
+            rows[rep]["times"].append(time.perf_counter() - t0)
+    for row in rows.values():
+        row["step_ms"] = 1000 * sorted(row.pop("times"))[repeats // 2]
+    return [rows[rep] for rep in REPRESENTATIONS]

