@@ -178,8 +178,9 @@ class Config:
     train_tokenizer: TrainConfig = field(default_factory=TrainConfig)
     train_ar: TrainConfig = field(default_factory=TrainConfig)
     eval: EvalConfig = field(default_factory=EvalConfig)
+    # The evaluation's classifier: 300 steps reach ~99 % held-out pitch accuracy in course (ours).
     train_classifier: TrainConfig = field(default_factory=lambda: TrainConfig(
-        steps=600, batch_size=32, lr=1e-3, warmup_steps=30, eval_every=100, checkpoint_every=200))
+        steps=300, batch_size=32, lr=1e-3, warmup_steps=30, eval_every=100, checkpoint_every=100))
 
     # --- derived sizes -------------------------------------------------------
     @property

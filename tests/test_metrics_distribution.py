@@ -47,10 +47,18 @@ def test_fd_samples_match_closed_form(rng):
 
 
 def test_fd_singular_covariance_is_finite(rng):
-    # Fewer samples than dimensions: singular covariances; the eps*I fallback keeps it finite.
+    # Fewer samples than dimensions: singular covariances; still finite and positive.
     x, y = rng.normal(size=(3, 10)), rng.normal(size=(3, 10)) + 1
     d = frechet_distance(x, y)
     assert np.isfinite(d) and d > 0
+
+
+def test_fd_few_samples_route_equals_the_covariance_formula(rng):
+    # N < D takes the N x M singular-value route; it must equal the D x D matrix square root.
+    x, y = rng.normal(size=(40, 60)), 0.5 * rng.normal(size=(30, 60)) + 0.3
+    stats = [(a.mean(0), np.cov(a, rowvar=False)) for a in (x, y)]
+    exact = frechet_distance_gaussians(*stats[0], *stats[1], eps=0.0)
+    assert frechet_distance(x, y) == pytest.approx(exact, rel=1e-6)
 
 
 # --- KID --------------------------------------------------------------------

@@ -133,22 +133,21 @@ class SpectrogramClassifier(nn.Module):
         saves and restores, so resumed runs stay exact.
         """
         b, _, f, t = x_B1FT.shape
-        a = self.cfg.audio
+        a, dev = self.cfg.audio, x_B1FT.device
+        frames = torch.arange(t)[None]                                    # (1, T)
         # Delay the onset by up to T/16 frames, filling with silence (-1): generated notes
         # need not start on the very first frame.
-        shift = torch.randint(0, t // 16 + 1, (b, 1))
-        src = torch.arange(t)[None] - shift                                   # (B, T)
-        idx = src.clamp_min(0)[:, None, None, :].expand(b, 1, f, t).to(x_B1FT.device)
-        x = torch.gather(x_B1FT, 3, idx).masked_fill((src < 0)[:, None, None, :].to(x_B1FT.device), -1.0)
+        src = frames - torch.randint(0, t // 16 + 1, (b, 1))              # (B, T) source frame
+        x = x_B1FT.gather(3, src.clamp_min(0).to(dev)[:, None, None, :].expand(b, 1, f, t))
+        x = x.masked_fill((src < 0).to(dev)[:, None, None, :], -1.0)
         # +-6 dB level change on what is not already at the silence floor.
-        gain = (torch.rand(b, 1, 1, 1) * 2 - 1) * 12.0 / (a.max_db - a.min_db)
-        x = torch.where(x > -1, (x + gain.to(x.device)).clamp(-1, 1), x)
+        gain = ((torch.rand(b, 1, 1, 1) * 2 - 1) * 12.0 / (a.max_db - a.min_db)).to(dev)
+        x = torch.where(x > -1, (x + gain).clamp(-1, 1), x)
         # One time mask of up to T/10 frames (SpecAugment, Park et al. 2019).
         width = torch.randint(0, t // 10 + 1, (b, 1))
         start = (torch.rand(b, 1) * (t - width + 1)).long()
-        t_idx = torch.arange(t)[None]
-        mask = (t_idx >= start) & (t_idx < start + width)
-        return x.masked_fill(mask[:, None, None, :].to(x.device), -1.0)
+        masked = (frames >= start) & (frames < start + width)
+        return x.masked_fill(masked.to(dev)[:, None, None, :], -1.0)
 
     def training_losses(self, batch: Batch) -> dict[str, torch.Tensor]:
         """``loss = CE(pitch) + CE(family)``; ``pitch_acc`` and ``family_acc`` are logged."""

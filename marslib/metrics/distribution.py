@@ -105,16 +105,30 @@ def frechet_distance_gaussians(mu1: ArrayLike, sigma1: ArrayLike, mu2: ArrayLike
 def frechet_distance(real: ArrayLike, fake: ArrayLike, eps: float = 1e-6) -> float:
     """Fréchet distance between Gaussians fitted to embeddings ``real (N, D)`` and ``fake (M, D)``.
 
-    Mean and (unbiased, ``N - 1``) covariance of each set, then
+    Mean and (unbiased, ``N - 1``) covariance of each set, then the formula of
     :func:`frechet_distance_gaussians`.  Needs at least 2 samples per set, and in
     practice many more than ``D`` for a stable covariance (FAD uses thousands).
+
+    With fewer samples than dimensions (our held-out sets: ~150 clips, D = 2048)
+    the ``D x D`` matrix square root is both slow and singular.  There we use an
+    exact identity instead: with centred, scaled samples ``a (N, D)``, ``b (M, D)``
+    (``S1 = a^T a``, ``S2 = b^T b``) the eigenvalues of ``S1 S2`` are those of
+    ``(a b^T)(a b^T)^T``, so ``Tr (S1 S2)^{1/2}`` is the sum of the singular values
+    of the small ``N x M`` matrix ``a b^T``.
     """
     fn = "frechet_distance"
     real = _as_2d(real, "real", fn, min_rows=2)
     fake = _as_2d(fake, "fake", fn, min_rows=2)
     _check_same_dim(real, fake, fn)
-    stats_ = [(x.mean(0), np.atleast_2d(np.cov(x, rowvar=False))) for x in (real, fake)]
-    return frechet_distance_gaussians(*stats_[0], *stats_[1], eps=eps)
+    n, m, d = len(real), len(fake), real.shape[1]
+    if d <= min(n, m):
+        stats_ = [(x.mean(0), np.atleast_2d(np.cov(x, rowvar=False))) for x in (real, fake)]
+        return frechet_distance_gaussians(*stats_[0], *stats_[1], eps=eps)
+    diff = real.mean(0) - fake.mean(0)
+    a = (real - real.mean(0)) / np.sqrt(n - 1)
+    b = (fake - fake.mean(0)) / np.sqrt(m - 1)
+    tr_covmean = np.linalg.svd(a @ b.T, compute_uv=False).sum()
+    return float(diff @ diff + (a * a).sum() + (b * b).sum() - 2 * tr_covmean)
 
 
 # ---------------------------------------------------------------------------

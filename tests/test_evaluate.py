@@ -1,0 +1,176 @@
+"""The evaluation pipeline, the ablation helpers and the report (smoke profile).
+
+The run folder holds untrained checkpoints of every model: the pipeline's job is
+to compute the numbers from whatever checkpoints exist, the same way every time,
+and to refuse missing or stale ones clearly.
+"""
+
+import json
+import shutil
+
+import numpy as np
+import pytest
+import torch
+
+from marslib.ablation import (REPRESENTATIONS, TRUNCATE_DIR, baseline_config, representation_config, step_costs,
+                              truncation_config)
+from marslib.autoregressor import NextScaleTransformer, RasterTransformer
+from marslib.autoregressor.training import raster_config
+from marslib.checkpoint import CheckpointError, save_checkpoint
+from marslib.cli import main
+from marslib.config import ConfigError, get_config
+from marslib.data import ensure_dataset
+from marslib.evaluate import SYSTEMS, available_systems, check_fresh, evaluate, real_train_clips, results_table
+from marslib.evaluate import test_clips as held_out_clips  # (not a test: pytest would collect "test_*")
+from marslib.metrics import SpectrogramClassifier
+from marslib.report import PAPER_METRICS, build_report, paper_claims
+from marslib.tokenizer import Tokenizer
+
+
+def _save_models(run, cfg, seed=0):
+    """Untrained checkpoints of every model the evaluation can use."""
+    torch.manual_seed(seed)
+    save_checkpoint(run / "tokenizer", "last", Tokenizer(cfg), cfg, "tokenizer", 1)
+    save_checkpoint(run / "ar", "last", NextScaleTransformer(cfg.ar, cfg.tokenizer), cfg, "ar", 1)
+    save_checkpoint(run / "classifier", "last", SpectrogramClassifier(cfg), cfg, "classifier", 1)
+    rcfg = raster_config(cfg)
+    save_checkpoint(run / "raster_tokenizer", "last", Tokenizer(rcfg), rcfg, "tokenizer", 1)
+    save_checkpoint(run / "raster", "last", RasterTransformer(rcfg.ar, rcfg.latent_shape, rcfg.tokenizer.codebook_size),
+                    rcfg, "raster", 1)
+    tcfg = truncation_config(cfg)
+    save_checkpoint(run / TRUNCATE_DIR / "tokenizer", "last", Tokenizer(tcfg), tcfg, "tokenizer", 1)
+    save_checkpoint(run / TRUNCATE_DIR / "ar", "last", NextScaleTransformer(tcfg.ar, tcfg.tokenizer), tcfg, "ar", 1)
+
+
+@pytest.fixture(scope="module")
+def evaluated(tmp_path_factory):
+    cfg = get_config("smoke")
+    ensure_dataset(cfg)
+    run = tmp_path_factory.mktemp("run")
+    _save_models(run, cfg)
+    return cfg, run, evaluate(cfg, run, progress=False)
+
+
+def test_every_row_is_scored_with_finite_metrics(evaluated):
+    cfg, run, results = evaluated
+    assert list(results["rows"]) == list(SYSTEMS) == available_systems(run)
+    n_test = results["signature"]["n_test"]
+    for name, row in results["rows"].items():
+        m = row["metrics"]
+        assert row["n"] == n_test * (1 if name in ("real_train", "griffin_lim") or "tokenizer" in name
+                                     else cfg.eval.clips_per_condition)
+        assert all(np.isfinite(v) for v in m.values()), (name, m)
+        assert m["fd_crepe"] >= 0 and m["fd_classifier"] >= 0 and m["mse"] >= 0 and m["lsd_db"] >= 0
+        assert 1 - 1e-6 <= m["pis"] <= 128 and 1 - 1e-6 <= m["iis"] <= 11
+        assert 0 <= m["ndb_k"] <= 1 and 0 <= m["pitch_acc_crepe"] <= 1 and 0 <= m["pitch_acc_pyin"] <= 1
+        assert len(row["nearest_train"]) == len(row["nearest_cosine"]) == row["n"]
+    # Griffin-Lim of real audio is far closer to the real clip than an untrained model's output
+    rows = results["rows"]
+    assert rows["griffin_lim"]["metrics"]["lsd_db"] < rows["mars"]["metrics"]["lsd_db"]
+    assert rows["griffin_lim"]["metrics"]["pitch_acc_crepe"] > rows["mars"]["metrics"]["pitch_acc_crepe"]
+    table = (run / "evaluation" / "table.md").read_text()
+    assert table == results_table(results) and all(label in table for label, _ in SYSTEMS.values())
+    assert "VGGish" in table and "CREPE-tiny" in table
+
+
+def test_same_seed_same_numbers_and_deleting_a_checkpoint_changes_them(evaluated, tmp_path):
+    cfg, run, results = evaluated
+    copy = tmp_path / "run"
+    shutil.copytree(run, copy, ignore=shutil.ignore_patterns("evaluation"))
+    again = evaluate(cfg, copy, systems=["mars", "griffin_lim"], progress=False)
+    for name in ("mars", "griffin_lim"):
+        assert again["rows"][name]["metrics"] == results["rows"][name]["metrics"]
+    shutil.rmtree(copy / "raster")
+    with pytest.raises(CheckpointError, match="raster"):
+        evaluate(cfg, copy, systems=["raster"], progress=False)
+    shutil.rmtree(copy / "evaluation")
+    assert "raster" not in evaluate(cfg, copy, systems=None, progress=False)["rows"]
+    shutil.rmtree(copy / "ar")
+    with pytest.raises(CheckpointError, match="no checkpoint in .*ar"):
+        evaluate(cfg, copy, progress=False)
+    shutil.rmtree(copy / "classifier")
+    with pytest.raises(CheckpointError, match="classifier"):
+        evaluate(cfg, copy, systems=["griffin_lim"], progress=False)
+    with pytest.raises(ValueError, match="unknown system 'wavenet'"):
+        evaluate(cfg, run, systems=["wavenet"], progress=False)
+
+
+def test_stale_results_are_refused(evaluated, tmp_path):
+    cfg, run, results = evaluated
+    copy = tmp_path / "run"
+    shutil.copytree(run, copy)
+    check_fresh(results, copy)  # nothing changed
+    torch.manual_seed(123)      # "retrain" the transformer: other weights, same folder
+    save_checkpoint(copy / "ar", "last", NextScaleTransformer(cfg.ar, cfg.tokenizer), cfg, "ar", 2)
+    with pytest.raises(CheckpointError, match="stale.*ar"):
+        check_fresh(results, copy)
+    with pytest.raises(CheckpointError, match="stale"):
+        build_report(copy, tmp_path / "report")
+
+
+def test_floor_row_pairs_each_test_clip_with_a_train_note_of_its_family():
+    cfg = get_config("smoke")
+    test = held_out_clips(cfg)
+    floor = real_train_clips(cfg, test)
+    assert floor.waves.shape == test.waves.shape
+    assert (floor.family == test.family).all()
+    capped = held_out_clips(get_config("smoke", {"eval.max_conditions": 3}))
+    assert len(capped.waves) == 3
+
+
+def test_report_is_computed_from_the_run(evaluated, tmp_path):
+    cfg, run, results = evaluated
+    report = build_report(run, tmp_path / "report")
+    text = report.read_text()
+    assert (tmp_path / "report" / "figures" / "metrics.png").stat().st_size > 10_000
+    paper = paper_claims()
+    assert all(v is None for v in paper["metrics"].values())  # we do not know them: never invented
+    assert "+0.19" in text and "n/a (not available to us)" in text and "VGGish" in text
+    mars = results["rows"]["mars"]["metrics"]
+    for key in PAPER_METRICS.values():
+        assert f"{mars[key]:.4g}" in text
+    delta = mars["fd_crepe"] - results["rows"]["truncation"]["metrics"]["fd_crepe"]
+    assert f"{delta:+.2f}" in text
+
+
+def test_cli_evaluate_and_report(evaluated, tmp_path, capsys):
+    cfg, run, _ = evaluated
+    assert main(["report", "--run", str(tmp_path / "nowhere")]) == 2
+    assert "does not exist" in capsys.readouterr().err
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    assert main(["report", "--run", str(empty)]) == 2
+    assert "mars evaluate" in capsys.readouterr().err
+    assert main(["evaluate", "--profile", "smoke", "--run", str(empty)]) == 2
+    assert "no checkpoint" in capsys.readouterr().err
+    copy = tmp_path / "run"
+    shutil.copytree(run, copy)
+    assert main(["evaluate", "--profile", "smoke", "--run", str(copy), "--systems", "griffin_lim"]) == 0
+    assert "phase ceiling" in capsys.readouterr().out
+    assert main(["report", "--run", str(copy)]) == 0  # smoke reports stay inside the run folder
+    assert (copy / "report" / "REPORT.md").exists()
+
+
+def test_ablation_configs_share_the_token_budget():
+    cfg = get_config("course")
+    grids = {rep: representation_config(cfg, rep) for rep in REPRESENTATIONS}
+    assert {c.latent_shape for c in grids.values()} == {cfg.latent_shape}
+    assert grids["cmx"].input_shape == (16, 32, 64) and grids["truncate"].input_shape == (1, 32, 64)
+    assert grids["full"].input_shape == (1, 128, 256)
+    base = baseline_config(cfg)
+    assert base.train_tokenizer.steps == round(0.25 * cfg.train_tokenizer.steps)
+    assert base.train_ar.steps == round(0.25 * cfg.train_ar.steps)
+    assert truncation_config(cfg).cmx.mode == "truncate"
+    with pytest.raises(ConfigError, match="baseline_budget"):
+        get_config("course", {"eval.baseline_budget": 1.5})
+    with pytest.raises(ValueError, match="representation"):
+        representation_config(cfg, "mp3")
+
+
+def test_step_costs_show_what_cmx_saves():
+    rows = step_costs(get_config("smoke"), batch_size=2, repeats=1)
+    by = {r["representation"]: r for r in rows}
+    assert set(by) == set(REPRESENTATIONS) and len({r["tokens"] for r in rows}) == 1
+    assert by["full"]["activation_mb"] > 2 * by["cmx"]["activation_mb"]
+    assert all(r["step_ms"] > 0 for r in rows)
+    json.dumps(rows)  # goes into results.json as is
