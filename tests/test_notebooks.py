@@ -100,7 +100,93 @@ def check_03(r: dict, out: Path) -> None:
     assert (out.parent / "ar" / "last.json").exists()
 
 
-CHECKS = {"01_stft_and_cmx": check_01, "02_tokenizer": check_02, "03_next_scale_autoregression": check_03}
+def check_04(r: dict, out: Path) -> None:
+    smoke = get_config("smoke")
+    c = r["classifier"]
+    assert c["n"] == r["n_test"] > 0
+    assert all(0 <= c[k] <= 1 for k in ("pitch_acc", "pitch_within_1", "family_acc"))
+    assert c["pitch_within_1"] >= c["pitch_acc"]
+    ex = r["examples"]                                           # the worked examples match their closed forms
+    for row in ex["fd"]:
+        assert abs(row["sample"] - row["closed_form"]) < 0.1 + 0.05 * row["closed_form"], row
+        assert math.isclose(row["closed_form"], row["shift"] ** 2 + ex["fd"][0]["closed_form"], rel_tol=1e-6)
+    assert ex["fd_bias"]["fd"][0] > 10 * ex["fd_bias"]["fd"][-1] > 0      # FD's few-sample bias
+    assert all(abs(k) < 0.2 for k in ex["fd_bias"]["kid"])
+    kid = ex["kid"]
+    assert abs(kid["same"]["mean"]) < 0.02 and kid["shifted"]["mean"] > 5 * abs(kid["same"]["mean"])
+    inc = ex["inception_score"]
+    assert all(math.isclose(inc[k], v, rel_tol=1e-6) for k, v in inc["closed_form"].items())
+    assert np.allclose(inc["mixture"], inc["mixture_closed_form"], rtol=1e-6)
+    assert 0 <= ex["ndb"]["good"] < ex["ndb"]["dropped"] <= 1
+    assert ex["nearest_neighbour"]["copy"] < 1e-9 < ex["nearest_neighbour"]["new"]
+    assert r["crepe"]["capacity"] == smoke.eval.crepe_capacity and r["crepe"]["embed_dim"] == 256
+    assert r["systems"] == ["real_train", "griffin_lim", "tokenizer", "mars", "raster"] == list(r["rows"])
+    for name, m in r["rows"].items():                            # true even for models trained for seconds
+        assert all(v is not None and math.isfinite(v) for v in m.values()), name
+        assert min(m[k] for k in ("fd_crepe", "fd_classifier", "mse", "mae", "spectral_convergence", "lsd_db",
+                                  "mrstft")) >= -1e-6, name
+        assert 1 - 1e-6 <= m["pis"] <= 128 and 1 - 1e-6 <= m["iis"] <= 11, name
+        assert all(0 <= m[k] <= 1 for k in ("ndb_k", "pitch_acc_pyin", "pitch_acc_crepe", "classifier_pitch_acc",
+                                            "classifier_family_acc")), name
+        assert 0 <= m["nn_cosine_median"] <= 2
+        assert r["n_per_row"][name] == r["n_test"] * smoke.eval.clips_per_condition
+    floor, phase = r["rows"]["real_train"], r["rows"]["griffin_lim"]
+    assert phase["mse"] < floor["mse"] and phase["lsd_db"] < floor["lsd_db"]   # the same clip beats another note
+    assert floor["pitch_acc_crepe"] >= 0.5                        # real notes: CREPE names their pitch
+    assert math.isclose(r["nearest_train"]["real_test_median"], floor["nn_cosine_median"], abs_tol=1e-4)
+    assert set(r["head_to_head"].values()) <= {"MARS", "raster", "tie"}
+    assert {"fd_example.png", "kid_example.png", "fd_bias.png", "inception_score_example.png", "ndb_example.png",
+            "nearest_neighbour_example.png", "classifier.png", "family_confusion.png", "crepe.png",
+            "evaluation_bars.png", "nearest_train_distances.png", "nearest_neighbours.png"} <= set(r["figures"])
+    assert all((out / f).exists() for f in r["figures"])
+    metrics = json.loads((out.parent / "evaluation" / "metrics.json").read_text())
+    assert set(r["systems"]) <= set(metrics["rows"])
+    assert (out.parent / "classifier" / "last.json").exists() and (out.parent / "raster" / "last.json").exists()
+
+
+def check_05(r: dict, out: Path) -> None:
+    smoke = get_config("smoke")
+    r2 = smoke.cmx.factor ** 2
+    b = r["budgets"]
+    assert b["cmx"] == {"tokenizer_steps": smoke.train_tokenizer.steps, "ar_steps": smoke.train_ar.steps}
+    assert b["truncation"]["tokenizer_steps"] == max(1, round(smoke.train_tokenizer.steps * b["baseline_budget"]))
+    assert b["truncation"]["ar_steps"] == max(1, round(smoke.train_ar.steps * b["baseline_budget"]))
+    assert r["tokens_per_clip"]["cmx"] == r["tokens_per_clip"]["truncation"]
+    assert r["input_shapes"]["cmx"] == [r2, *r["input_shapes"]["truncation"][1:]]
+    assert r["input_shapes"]["truncation"][0] == 1
+    costs = {c["representation"]: c for c in r["step_costs"]}
+    assert set(costs) == {"full", "cmx", "truncate"} and len(r["step_costs"]) == 3
+    assert {c["tokens"] for c in costs.values()} == {r["tokens_per_clip"]["cmx"]}   # same token budget
+    assert all(c["activation_mb"] > 0 and c["step_ms"] > 0 for c in costs.values())
+    assert costs["full"]["activation_mb"] > costs["cmx"]["activation_mb"]             # what CMX saves
+    assert costs["cmx"]["activation_mb"] < 1.5 * costs["truncate"]["activation_mb"]   # ~ truncation's cost
+    for loss in r["truncation_loss"].values():
+        assert loss["values_kept"] == 1 / r2 and 0 < loss["energy_lost"] < 1
+    c = r["ceilings"]
+    assert c["cmx_representation"]["lsd"] < 1e-6 and c["cmx_representation"]["sc"] < 1e-6   # lossless
+    perfect_trunc = c["truncation_representation"]
+    assert perfect_trunc["lsd"] > 0 and 0 < perfect_trunc["sc"] <= 1.01 and perfect_trunc["fd_crepe"] > 0
+    for name in ("cmx_tokenizer", "truncation_tokenizer"):
+        assert math.isfinite(c[name]["lsd"]) and c[name]["lsd"] > 0 and math.isfinite(c[name]["sc"])
+    assert set(r["rows"]) == {"tokenizer", "mars", "truncation_tokenizer", "truncation"}
+    for row in r["rows"].values():
+        for key in ("fd_crepe", "kid_crepe", "fd_classifier", "pkid", "ikid", "mse", "mae", "lsd_db"):
+            assert row[key] is not None and math.isfinite(row[key]), key
+        assert 0 <= row["pitch_acc_pyin"] <= 1 and 0 <= row["pitch_acc_crepe"] <= 1
+    assert math.isclose(r["delta_fd"], r["rows"]["mars"]["fd_crepe"] - r["rows"]["truncation"]["fd_crepe"])
+    assert r["paper_delta_fd"] == 0.19
+    assert r["same_direction_as_paper"] == (r["delta_fd"] > 0)
+    assert isinstance(r["conclusion"], str) and len(r["conclusion"]) > 200 and "truncation" in r["conclusion"]
+    assert {"representations.png", "step_costs.png", "training_curves.png", "ceilings.png", "comparison.png",
+            "listen.png"} <= set(r["figures"])
+    assert all((out / f).exists() for f in r["figures"])
+    metrics = json.loads((out.parent / "evaluation" / "metrics.json").read_text())
+    assert {"mars", "truncation"} <= set(metrics["rows"])                       # merged, not overwritten
+    assert (out.parent / "truncate" / "ar" / "last.json").exists()
+
+
+CHECKS = {"01_stft_and_cmx": check_01, "02_tokenizer": check_02, "03_next_scale_autoregression": check_03,
+          "04_evaluation": check_04, "05_ablation_cmx_vs_truncation": check_05}
 
 
 @pytest.fixture(scope="module")
