@@ -16,6 +16,7 @@ Defined in notebook 01.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import io
 from dataclasses import dataclass
@@ -50,7 +51,39 @@ def _png_bytes(fig: Figure, dpi: int = 80) -> bytes:
     return buf.getvalue()
 
 
-class STFTCMXExplorer:
+class _Explorer:
+    """What every explorer shares: controls on top, then text, an <audio> player and a figure.
+
+    Moving a control calls ``update()``.  ``update`` also moves the controls itself
+    when called from code; it does so inside :meth:`_quietly`, so that those moves
+    do not trigger a second update.
+    """
+
+    def _build(self, controls: list, *rows) -> None:
+        """Lay out ``controls`` (one row), extra ``rows``, the info text, player and image; draw once."""
+        import ipywidgets as W
+
+        self.info, self.image, self.player = W.HTML(), W.Image(format="png"), W.HTML()  # player: <audio>
+        self.widget = W.VBox([W.HBox(controls), *rows, self.info, self.player, self.image])
+        self._busy = False
+        for control in controls:
+            control.observe(self._on_change, names="value")
+        self.view = self.update()
+
+    def _on_change(self, _change) -> None:
+        if not self._busy:
+            self.update()
+
+    @contextlib.contextmanager
+    def _quietly(self):
+        self._busy = True
+        try:
+            yield
+        finally:
+            self._busy = False
+
+
+class STFTCMXExplorer(_Explorer):
     """Sliders for ``n_fft``, ``hop`` and CMX ``r``; shows spectrogram, CMX channels and audio.
 
     Build it with :func:`stft_cmx_explorer`.  ``widget`` is the ipywidgets box;
@@ -69,19 +102,7 @@ class STFTCMXExplorer:
         self.hop = W.SelectionSlider(options=list(hops), value=hop, description="hop")
         self.r = W.SelectionSlider(options=list(rs), value=r, description="CMX r")
         self.message = W.HTML()
-        self.info = W.HTML()
-        self.image = W.Image(format="png")
-        self.player = W.HTML()  # an <audio> element
-        self.widget = W.VBox([W.HBox([self.n_fft, self.hop, self.r]), self.message, self.info,
-                              self.player, self.image])
-        self._busy = False  # set while update() moves the sliders itself
-        for s in (self.n_fft, self.hop, self.r):
-            s.observe(self._on_slider, names="value")
-        self.view = self.update()
-
-    def _on_slider(self, _change) -> None:
-        if not self._busy:
-            self.update()
+        self._build([self.n_fft, self.hop, self.r], self.message)
 
     def update(self, n_fft: int | None = None, hop: int | None = None,
                r: int | None = None) -> ExplorerView:
@@ -90,13 +111,10 @@ class STFTCMXExplorer:
         Invalid combinations (``hop >= n_fft``, a spectrogram CMX cannot fold by
         ``r``) are reported in ``view.message`` and in the widget, never raised.
         """
-        self._busy = True
-        try:  # keep the sliders in step when called from code (values outside the options stay off-slider)
+        with self._quietly():  # keep the sliders in step when called from code (values outside the options stay off-slider)
             for slider, value in ((self.n_fft, n_fft), (self.hop, hop), (self.r, r)):
                 if value is not None and value in slider.options:
                     slider.value = value
-        finally:
-            self._busy = False
         n_fft = n_fft if n_fft is not None else self.n_fft.value
         hop = hop if hop is not None else self.hop.value
         r = r if r is not None else self.r.value
@@ -196,7 +214,7 @@ class CFGView:
     fig: Figure | None = None
 
 
-class CFGExplorer:
+class CFGExplorer(_Explorer):
     """Slider for the guidance scale, dropdowns for pitch and family; regenerates one note.
 
     Build it with :func:`cfg_explorer`.  Every update samples with the same seed,
@@ -221,25 +239,12 @@ class CFGExplorer:
                                    description="CFG scale", continuous_update=False)
         self.pitch = W.Dropdown(options=[int(p) for p in pitches], value=int(pitch), description="pitch")
         self.family = W.Dropdown(options=list(families), value=family, description="family")
-        self.info = W.HTML()
-        self.image = W.Image(format="png")
-        self.player = W.HTML()  # an <audio> element
-        self.widget = W.VBox([W.HBox([self.scale, self.pitch, self.family]), self.info, self.player,
-                              self.image])
-        self._busy = False  # set while update() moves the controls itself
-        for control in (self.scale, self.pitch, self.family):
-            control.observe(self._on_change, names="value")
-        self.view = self.update()
-
-    def _on_change(self, _change) -> None:
-        if not self._busy:
-            self.update()
+        self._build([self.scale, self.pitch, self.family])
 
     def update(self, cfg_scale: float | None = None, pitch: int | None = None,
                family: str | None = None) -> CFGView:
         """Generate for the given settings (default: the controls' values) and redraw."""
-        self._busy = True
-        try:  # keep the controls in step when called from code
+        with self._quietly():  # keep the controls in step when called from code
             if cfg_scale is not None:
                 self.scale.max = max(self.scale.max, float(cfg_scale))
                 self.scale.value = float(cfg_scale)
@@ -247,8 +252,6 @@ class CFGExplorer:
                 self.pitch.value = int(pitch)
             if family is not None and family in self.family.options:
                 self.family.value = family
-        finally:
-            self._busy = False
         cfg_scale = float(self.scale.value if cfg_scale is None else cfg_scale)
         pitch = int(self.pitch.value if pitch is None else pitch)
         family = self.family.value if family is None else family
@@ -342,7 +345,7 @@ class ScaleScrubView:
     fig: Figure
 
 
-class ScaleScrubber:
+class ScaleScrubber(_Explorer):
     """A slider over k = 1..K: the clip rebuilt from its first k token maps, seen and heard.
 
     Build it with :func:`scale_scrubber`.  ``widget`` is the ipywidgets box;
@@ -365,17 +368,7 @@ class ScaleScrubber:
         self._cache: dict[int, ScaleScrubView] = {}
         self.slider = W.IntSlider(min=1, max=self.K, value=self.K, description="scales k",
                                   continuous_update=False)
-        self.info = W.HTML()
-        self.image = W.Image(format="png")
-        self.player = W.HTML()  # an <audio> element
-        self.widget = W.VBox([self.slider, self.info, self.player, self.image])
-        self._busy = False
-        self.slider.observe(self._on_slider, names="value")
-        self.view = self.update()
-
-    def _on_slider(self, _change) -> None:
-        if not self._busy:
-            self.update()
+        self._build([self.slider])
 
     def update(self, k: int | None = None) -> ScaleScrubView:
         """Show the reconstruction from scales ``1..k`` (default: the slider's value)."""
@@ -384,11 +377,8 @@ class ScaleScrubber:
         k = int(k)
         if not 1 <= k <= self.K:
             raise ValueError(f"k must be in 1..{self.K} (the number of scales), got {k}")
-        self._busy = True
-        try:
+        with self._quietly():
             self.slider.value = k
-        finally:
-            self._busy = False
         if k not in self._cache:
             self._cache[k] = self._compute(k)
         self.view = self._cache[k]
