@@ -494,7 +494,7 @@ def plot_evaluation_bars(results: dict, panels=EVALUATION_PANELS) -> Figure:
         ax.set_yticks(range(len(rows)), labels)
         ax.invert_yaxis()
         for i, v in enumerate(values):
-            ax.text(v, i, f" {v:.3g}", va="center", fontsize=8)
+            ax.text(v, i, f" {v:,.0f}" if abs(v) >= 1000 else f" {v:.3g}", va="center", fontsize=8)
         ax.margins(x=0.25)
     fig.suptitle("Evaluation: green = references (floor, ceilings), blue = MARS, grey = baselines", fontsize=10)
     return fig
