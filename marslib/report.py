@@ -117,6 +117,15 @@ def _headlines(results: dict, baseline_budget: float) -> list[str]:
     return out
 
 
+def _judge_line(nb: dict[str, dict]) -> list[str]:
+    """How good the judge is: the classifier's accuracy on held-out real clips (notebook 04)."""
+    c = nb.get("04", {}).get("classifier")
+    if not c:
+        return []
+    return [f"The judge, our classifier, on {c['n']} held-out real clips: pitch {c['pitch_acc']:.1%} "
+            f"(within ±1 semitone {c['pitch_within_1']:.1%}), family {c['family_acc']:.1%}.", ""]
+
+
 def cfg_grid(nb03: dict) -> str:
     return f"{nb03['profile']} grid {nb03['latent_shape'][0]}×{nb03['latent_shape'][1]}"
 
@@ -206,7 +215,7 @@ def build_report(run: str | Path, out: str | Path) -> Path:
         "## Our full results", "",
         f"Each system makes {cfg.eval.clips_per_condition} clip(s) per held-out test clip, conditioned on its "
         f"(pitch, family); n = {results['signature']['n_test']} held-out clips. Arrows: which way is better.", "",
-        results_table(results), "![metrics](figures/metrics.png)", "",
+        *_judge_line(nb), results_table(results), "![metrics](figures/metrics.png)", "",
         "## Settings: the paper's where known, ours otherwise", "", *_settings_table(cfg, paper), "",
         f"The raster baseline and the truncation arm train with {budget:.0%} of MARS's steps "
         f"(`eval.baseline_budget`).", "",
