@@ -108,8 +108,9 @@ def _fingerprints(run: Path, folders: tuple[str, ...]) -> dict[str, str]:
     out = {}
     for folder in folders:
         if not (run / folder / f"{CHECKPOINT}.json").exists():
-            raise CheckpointError(f"no checkpoint in {run / folder}; train it first "
-                                  f"(see `mars train --help` or run the notebooks in order)")
+            how = ("`mars evaluate --train-classifier` or `mars train classifier`" if folder == "classifier"
+                   else "see `mars train --help`, or run the notebooks in order")
+            raise CheckpointError(f"no checkpoint in {run / folder}; train it first ({how})")
         out[folder] = read_meta(run / folder, CHECKPOINT)["weights_sha"]
     return out
 
