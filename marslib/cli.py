@@ -25,7 +25,8 @@ import sys
 import time
 from pathlib import Path
 
-from .config import PROFILES, Config, get_config, parse_overrides
+from .config import Config, get_config, parse_overrides
+from .profiles import PROFILES
 
 
 def _add_common(p: argparse.ArgumentParser) -> None:

@@ -2,7 +2,8 @@ import json
 
 import pytest
 
-from marslib.config import PROFILES, Config, ConfigError, get_config, parse_overrides
+from marslib.config import Config, ConfigError, get_config, parse_overrides
+from marslib.profiles import PROFILES
 
 
 @pytest.mark.parametrize("profile", sorted(PROFILES))

@@ -16,12 +16,13 @@ import soundfile as sf
 import torch
 
 from marslib import audio, cmx
-from marslib.config import NSYNTH_FAMILIES, NSYNTH_SOURCES, PROFILES, get_config
+from marslib.config import NSYNTH_FAMILIES, NSYNTH_SOURCES, get_config
 from marslib.data import (FAMILY_INSTRUMENTS, DatasetError, SpectrogramDataset, assign_splits,
                           ensure_dataset, load_features, plan_notes, read_examples, render_dataset,
                           render_note, soundfont_path)
 from marslib.data import dataset as dataset_mod
 from marslib.data import render as render_mod
+from marslib.profiles import PROFILES
 
 NSYNTH_FIELDS = {  # the real NSynth examples.json: field -> type
     "note": int, "note_str": str, "pitch": int, "velocity": int, "sample_rate": int,
