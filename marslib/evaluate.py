@@ -39,12 +39,11 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from .audio import denormalise, fit_length, load_audio, spectrogram_to_waveform, waveform_to_input
+from .audio import denormalise, input_to_waveform, waveform_to_input
 from .checkpoint import CheckpointError, read_meta
 from .cmx import to_model_input
 from .config import Config
-from .data import ensure_dataset
-from .data.dataset import split_examples
+from .data import ensure_dataset, load_clips, split_examples
 from .metrics import (crepe_analyse, frechet_distance, inception_score, kernel_inception_distance,
                       log_spectral_distance, mae, mse, multi_resolution_stft_distance, ndb, nearest_neighbours,
                       pitch_accuracy, score_pitch, spectral_convergence)
@@ -78,11 +77,6 @@ class ClipSet:
 
 # --- the clip sets -----------------------------------------------------------------------
 
-def _load_waves(cfg: Config, examples) -> np.ndarray:
-    n = cfg.audio.clip_samples
-    return np.stack([fit_length(load_audio(ex.path, cfg.audio.sample_rate), n) for ex in examples])
-
-
 def test_clips(cfg: Config) -> ClipSet:
     """The held-out reference: test-split audio (``eval.max_conditions`` evenly spaced, 0 = all)."""
     ensure_dataset(cfg)
@@ -90,7 +84,7 @@ def test_clips(cfg: Config) -> ClipSet:
     cap = cfg.eval.max_conditions
     if cap and cap < len(examples):
         examples = [examples[i] for i in np.unique(np.linspace(0, len(examples) - 1, cap).round().astype(int))]
-    return ClipSet("real_test", _load_waves(cfg, examples), np.array([e.pitch for e in examples]),
+    return ClipSet("real_test", load_clips(cfg, examples), np.array([e.pitch for e in examples]),
                    np.array([e.family for e in examples]))
 
 
@@ -101,7 +95,7 @@ def real_train_clips(cfg: Config, test: ClipSet) -> ClipSet:
     for p, f in zip(test.pitch, test.family):
         same_family = [e for e in train if e.family == f] or train
         chosen.append(min(same_family, key=lambda e: (abs(e.pitch - p), e.note_str)))
-    return ClipSet("real_train", _load_waves(cfg, chosen), test.pitch, test.family)
+    return ClipSet("real_train", load_clips(cfg, chosen), test.pitch, test.family)
 
 
 def _fingerprints(run: Path, folders: tuple[str, ...]) -> dict[str, str]:
@@ -125,7 +119,7 @@ def griffin_lim_clips(cfg: Config, test: ClipSet, seed: int) -> ClipSet:
     waves = []
     for i, sl in _batches(len(test.waves)):
         spec = waveform_to_input(torch.from_numpy(test.waves[sl]), cfg.audio)
-        waves.append(spectrogram_to_waveform(denormalise(spec[:, 0], cfg.audio), cfg.audio, seed=seed + i))
+        waves.append(input_to_waveform(spec, cfg.audio, seed=seed + i))
     return ClipSet("griffin_lim", torch.cat(waves).numpy(), test.pitch, test.family)
 
 
@@ -208,10 +202,12 @@ class Judge:
 
     def __init__(self, cfg: Config, run: str | Path, test: ClipSet, progress: bool = True):
         from .metrics import classifier_dataset, classify_spectrograms, load_classifier
+        from .metrics.classifier import check_stft
 
         self.cfg, self.run, self.test, self.progress = cfg, Path(run), test, progress
         self.classifier_sha = _fingerprints(self.run, ("classifier",))["classifier"]
         self.classifier = load_classifier(self.run / "classifier", device=cfg.device)
+        check_stft(self.classifier, cfg)  # once; features() then classifies its own spectrograms
         self.reference = self.features(test)
         train_x, _ = classifier_dataset(cfg, "train")
         self.train_trunk = classify_spectrograms(self.classifier, train_x)["trunk"]
@@ -228,14 +224,14 @@ class Judge:
 
     def features(self, clips: ClipSet) -> dict:
         """Spectrograms, classifier outputs and CREPE embeddings of a clip set."""
-        from .metrics import classify_waveforms
+        from .metrics import classify_spectrograms
 
         e, a = self.cfg.eval, self.cfg.audio
         if not np.isfinite(clips.waves).all():
             raise ValueError(f"clips of {clips.name!r} contain NaN or Inf")
         spec = waveform_to_input(torch.from_numpy(clips.waves), a)
         return {"spec": spec, "mag": denormalise(spec, a),
-                "classifier": classify_waveforms(self.classifier, clips.waves, self.cfg),
+                "classifier": classify_spectrograms(self.classifier, spec),
                 "crepe": crepe_analyse(clips.waves, a.sample_rate, capacity=e.crepe_capacity,
                                        n_frames=e.crepe_frames, device=self.cfg.device)}
 

@@ -15,7 +15,7 @@ from __future__ import annotations
 import torch
 from tqdm.auto import tqdm
 
-from ..audio import denormalise, spectrogram_to_waveform
+from ..audio import input_to_waveform
 from ..cmx import from_model_input
 from ..tokenizer import Tokenizer
 from .blocks import KVCache, sample_logits
@@ -94,5 +94,5 @@ def tokens_to_audio(tokenizer: Tokenizer, indices: list[torch.Tensor], n_iter: i
     cfg = tokenizer.cfg
     x_hat = tokenizer.decode(indices).clamp(-1, 1)
     spec = from_model_input(x_hat, cfg.cmx, cfg.spec_shape, fill_value=-1.0)
-    wave = spectrogram_to_waveform(denormalise(spec[:, 0], cfg.audio), cfg.audio, n_iter=n_iter, seed=seed)
+    wave = input_to_waveform(spec, cfg.audio, n_iter=n_iter, seed=seed)
     return spec, wave

@@ -63,14 +63,18 @@ def cache_key(cfg: Config, split: str, examples: list[Example]) -> str:
     return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()[:16]
 
 
+def load_clips(cfg: Config, examples: list[Example]) -> np.ndarray:
+    """Waveforms ``(N, clip_samples)`` float32 of ``examples``: loaded, resampled, cropped or padded."""
+    n = cfg.audio.clip_samples
+    return np.stack([fit_length(load_audio(ex.path, cfg.audio.sample_rate), n) for ex in examples])
+
+
 def _compute(cfg: Config, examples: list[Example]) -> torch.Tensor:
     """``(N, C, F/r, T/r)`` float32 model inputs, STFT batched ``BATCH`` clips at a time."""
-    n = cfg.audio.clip_samples
     chunks = []
     for start in tqdm(range(0, len(examples), BATCH), desc="spectrograms", unit="batch",
                       disable=len(examples) <= BATCH):
-        batch = examples[start:start + BATCH]
-        waves_BN = np.stack([fit_length(load_audio(ex.path, cfg.audio.sample_rate), n) for ex in batch])
+        waves_BN = load_clips(cfg, examples[start:start + BATCH])
         spec_B1FT = waveform_to_input(torch.from_numpy(waves_BN), cfg.audio)
         chunks.append(to_model_input(spec_B1FT, cfg.cmx).contiguous())
     return torch.cat(chunks).float()

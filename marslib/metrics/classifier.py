@@ -228,6 +228,15 @@ def classify_spectrograms(model: SpectrogramClassifier, x_B1FT: torch.Tensor | n
     return {k: np.concatenate(v) for k, v in chunks.items()}
 
 
+def check_stft(model: SpectrogramClassifier, cfg: Config) -> None:
+    """Raise ``ValueError`` if ``cfg.audio`` makes spectrograms other than those the classifier learnt on."""
+    theirs, ours = model.cfg.audio, cfg.audio
+    diff = [f"{k}: {getattr(ours, k)!r} != {getattr(theirs, k)!r}" for k in _STFT_FIELDS
+            if getattr(ours, k) != getattr(theirs, k)]
+    if diff:
+        raise ValueError(f"cfg.audio differs from the classifier's STFT ({'; '.join(diff)})")
+
+
 @torch.no_grad()
 def classify_waveforms(model: SpectrogramClassifier, waves: torch.Tensor | np.ndarray, cfg: Config,
                        batch_size: int = 64) -> dict[str, np.ndarray]:
@@ -241,11 +250,8 @@ def classify_waveforms(model: SpectrogramClassifier, waves: torch.Tensor | np.nd
         raise ValueError(f"classify_waveforms expects waveforms (B, S), got shape {waves.shape}")
     if not np.isfinite(waves).all():
         raise ValueError("classify_waveforms got NaN/Inf samples")
-    theirs, ours = model.cfg.audio, cfg.audio
-    diff = [f"{k}: {getattr(ours, k)!r} != {getattr(theirs, k)!r}" for k in _STFT_FIELDS
-            if getattr(ours, k) != getattr(theirs, k)]
-    if diff:
-        raise ValueError(f"cfg.audio differs from the classifier's STFT ({'; '.join(diff)})")
+    check_stft(model, cfg)
+    ours = cfg.audio
     waves = fit_length(waves.astype(np.float32), ours.clip_samples)
     chunks = [classify_spectrograms(model, waveform_to_input(torch.from_numpy(waves[s:s + batch_size]), ours),
                                     batch_size) for s in range(0, len(waves), batch_size)]
