@@ -32,10 +32,11 @@ from pathlib import Path
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import add_common_args, environment, markdown_table, setup, time_interleaved, write_json  # noqa: E402
+from common import add_common_args, environment, markdown_table, setup, write_json  # noqa: E402
 
 from marslib.autoregressor import NextScaleTransformer, RasterTransformer, sample_tokens, tokens_to_audio  # noqa: E402
 from marslib.config import get_config  # noqa: E402
+from marslib.runtime import time_interleaved  # noqa: E402
 from marslib.tokenizer import Tokenizer  # noqa: E402
 
 TARGET_RASTER = 8.0    # next-scale >= 8x faster than raster at batch 1 on the paper grid

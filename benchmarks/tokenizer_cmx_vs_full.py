@@ -27,22 +27,16 @@ import argparse
 import json
 import subprocess
 import sys
-from contextlib import nullcontext
 from pathlib import Path
 
 import torch
-from torch import nn
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import (add_common_args, cuda_peak_bytes, environment, markdown_table,  # noqa: E402
-                    setup, time_interleaved, write_json)
+from common import add_common_args, cuda_peak_bytes, environment, markdown_table, setup, write_json  # noqa: E402
 
-from marslib.ablation import representation_config  # noqa: E402
-from marslib.cmx import to_model_input  # noqa: E402
+from marslib.ablation import representation_config, tokenizer_train_step  # noqa: E402
 from marslib.config import Config, get_config  # noqa: E402
-from marslib.runtime import saved_tensor_bytes  # noqa: E402
-from marslib.tokenizer import Tokenizer  # noqa: E402
-from marslib.train import make_optimizer  # noqa: E402
+from marslib.runtime import saved_tensor_bytes, time_interleaved  # noqa: E402
 
 VARIANTS = ("cmx", "full", "truncate")
 MB = 2 ** 20
@@ -51,27 +45,6 @@ MB = 2 ** 20
 def variant_config(profile: str, variant: str) -> Config:
     """The profile's config for one input representation (same latent grid for all three)."""
     return representation_config(get_config(profile), variant)
-
-
-def make_step(cfg: Config, batch_size: int, device: torch.device):
-    """Build a tokenizer, its optimizer and a batch; return ``(model, step)``."""
-    torch.manual_seed(0)
-    model = Tokenizer(cfg).to(device).train()
-    opt = make_optimizer(model, cfg.train_tokenizer)
-    spec = torch.rand(batch_size, 1, *cfg.spec_shape, device=device) * 2 - 1  # normalised log-magnitude
-    x = to_model_input(spec, cfg.cmx).contiguous()
-    amp = (torch.autocast("cuda", dtype=torch.bfloat16)
-           if cfg.train_tokenizer.amp and device.type == "cuda" else nullcontext())
-
-    def step() -> None:
-        with amp:
-            loss = model.training_losses((x, {}))["loss"]
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        nn.utils.clip_grad_norm_(model.parameters(), cfg.train_tokenizer.grad_clip)
-        opt.step()
-
-    return model, step
 
 
 def _status_kib(field: str) -> int:
@@ -88,7 +61,7 @@ def child_rss(profile: str, variant: str, batch_size: int) -> None:
     to ``clear_refs`` resets the peak (VmHWM), so import-time peaks do not hide
     the steps' own.
     """
-    model, step = make_step(variant_config(profile, variant), batch_size, torch.device("cpu"))
+    model, step = tokenizer_train_step(variant_config(profile, variant), batch_size, torch.device("cpu"))
     before = _status_kib("VmRSS")
     Path("/proc/self/clear_refs").write_text("5")
     step()
@@ -127,7 +100,7 @@ def main(argv: list[str] | None = None) -> dict:
     rows, steps = [], {}
     for v in args.variants:
         cfg = variant_config(args.profile, v)
-        model, step = make_step(cfg, batch, device)
+        model, step = tokenizer_train_step(cfg, batch, device)
         rows.append({"variant": v, "input (C,H,W)": "x".join(map(str, cfg.input_shape)),
                      "latent": "x".join(map(str, cfg.latent_shape)),
                      "tokens": cfg.latent_shape[0] * cfg.latent_shape[1],

@@ -18,7 +18,7 @@ saves compute against; :func:`step_costs` times all three.
 from __future__ import annotations
 
 import dataclasses
-import time
+from contextlib import nullcontext
 from pathlib import Path
 
 import torch
@@ -26,7 +26,7 @@ from torch import nn
 
 from .cmx import to_model_input
 from .config import Config, TrainConfig, validate
-from .runtime import saved_tensor_bytes
+from .runtime import saved_tensor_bytes, time_interleaved
 from .tokenizer import Tokenizer
 from .train import make_optimizer
 
@@ -85,40 +85,51 @@ def fit_truncation(cfg: Config, run: str | Path, progress: bool = True):
     return model, tokenizer
 
 
+def tokenizer_train_step(cfg: Config, batch_size: int, device: torch.device | str = "cpu"):
+    """A tokenizer, its optimizer and a random batch for ``cfg``; returns ``(model, step)``.
+
+    ``step()`` is one full training step: forward, composite loss, backward,
+    gradient clipping, AdamW (AMP on CUDA if ``train_tokenizer.amp``).  Random
+    inputs: cost does not depend on the values.
+    """
+    device = torch.device(device)
+    torch.manual_seed(0)
+    model = Tokenizer(cfg).to(device).train()
+    opt = make_optimizer(model, cfg.train_tokenizer)
+    spec = torch.rand(batch_size, 1, *cfg.spec_shape, device=device) * 2 - 1  # normalised log-magnitude
+    x = to_model_input(spec, cfg.cmx).contiguous()
+    amp = (torch.autocast("cuda", dtype=torch.bfloat16)
+           if cfg.train_tokenizer.amp and device.type == "cuda" else nullcontext())
+
+    def step() -> None:
+        with amp:
+            loss = model.training_losses((x, {}))["loss"]
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        nn.utils.clip_grad_norm_(model.parameters(), cfg.train_tokenizer.grad_clip)
+        opt.step()
+
+    return model, step
+
+
 def step_costs(cfg: Config, batch_size: int = 8, repeats: int = 3) -> list[dict]:
     """Tokenizer training-step cost of each representation, measured side by side.
 
     Returns one dict per representation: ``input`` shape, ``tokens``, median
-    ``step_ms`` and ``activation_mb`` (what autograd saves for backward: the
-    memory a training step needs beyond the weights, device-independent).
-    Random inputs: cost does not depend on the values.
+    ``step_ms`` (repetitions interleaved, so background load hits every
+    representation alike) and ``activation_mb`` (what autograd saves for
+    backward: the memory a training step needs beyond the weights,
+    device-independent).
     """
-    steps, rows = {}, {}
+    steps, rows = {}, []
     for rep in REPRESENTATIONS:
         rcfg = representation_config(cfg, rep)
-        torch.manual_seed(0)
-        model = Tokenizer(rcfg).train()
-        opt = make_optimizer(model, rcfg.train_tokenizer)
-        x = to_model_input(torch.rand(batch_size, 1, *rcfg.spec_shape) * 2 - 1, rcfg.cmx).contiguous()
-
-        def step(model=model, opt=opt, x=x) -> None:
-            loss = model.training_losses((x, {}))["loss"]
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-            opt.step()
-
-        step()  # warm-up (allocations, first-call dispatch)
-        params = list(model.parameters())
-        rows[rep] = {"representation": rep, "input": "x".join(map(str, rcfg.input_shape)),
+        model, steps[rep] = tokenizer_train_step(rcfg, batch_size)
+        steps[rep]()  # warm-up (allocations, first-call dispatch)
+        rows.append({"representation": rep, "input": "x".join(map(str, rcfg.input_shape)),
                      "tokens": sum(h * w for h, w in rcfg.tokenizer.scales),
-                     "activation_mb": saved_tensor_bytes(lambda: model.training_losses((x, {})), params) / 2 ** 20}
-        steps[rep], rows[rep]["times"] = step, []
-    for _ in range(repeats):  # interleaved, so background load hits every variant alike
-        for rep, step in steps.items():
-            t0 = time.perf_counter()
-            step()
-            rows[rep]["times"].append(time.perf_counter() - t0)
-    for row in rows.values():
-        row["step_ms"] = 1000 * sorted(row.pop("times"))[repeats // 2]
-    return [rows[rep] for rep in REPRESENTATIONS]
+                     "activation_mb": saved_tensor_bytes(steps[rep], list(model.parameters())) / 2 ** 20})
+    times = time_interleaved(steps, torch.device("cpu"), repeats, warmup=0)
+    for row in rows:
+        row["step_ms"] = 1000 * times[row["representation"]]
+    return rows

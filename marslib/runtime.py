@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import os
 import random
+import statistics
 import tempfile
+import time
 from pathlib import Path
 from typing import Callable
 
@@ -94,3 +96,27 @@ def saved_tensor_bytes(fn: Callable[[], object], exclude: list[torch.Tensor] = (
     with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
         fn()
     return sum(seen.values())
+
+
+def sync(device: torch.device) -> None:
+    """Wait for queued CUDA work, so a timer measures it (no-op on CPU)."""
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def time_interleaved(fns: dict[str, Callable[[], object]], device: torch.device, repeats: int,
+                     warmup: int = 1) -> dict[str, float]:
+    """Median wall seconds of each callable; warm-up first, then repetitions interleaved."""
+    for fn in fns.values():
+        for _ in range(warmup):
+            fn()
+    sync(device)
+    times: dict[str, list[float]] = {name: [] for name in fns}
+    for _ in range(max(1, repeats)):
+        for name, fn in fns.items():
+            sync(device)
+            t0 = time.perf_counter()
+            fn()
+            sync(device)
+            times[name].append(time.perf_counter() - t0)
+    return {name: statistics.median(ts) for name, ts in times.items()}
