@@ -251,9 +251,7 @@ def crepe_pitch(waves: np.ndarray | torch.Tensor, sample_rate: int, capacity: st
     """
     model = load_crepe(capacity, device)
     frames = frame_audio(waves, sample_rate, n_frames)
-    probs = _run(model, frames, batch_size, device, progress)                  # (B, n, 360)
-    midi, conf = (a.reshape(probs.shape[:2]) for a in decode_pitch(probs.reshape(-1, PITCH_BINS)))
-    return _clip_pitch(midi, conf, voicing_threshold), conf.mean(1)
+    return _clip_pitch(_run(model, frames, batch_size, device, progress), voicing_threshold)
 
 
 def crepe_analyse(waves: np.ndarray | torch.Tensor, sample_rate: int, capacity: str = "full", n_frames: int = 8,
@@ -265,16 +263,18 @@ def crepe_analyse(waves: np.ndarray | torch.Tensor, sample_rate: int, capacity: 
     """
     model = load_crepe(capacity, device)
     out = _run(model.embed_and_probs, frame_audio(waves, sample_rate, n_frames), batch_size, device, False)
-    emb, probs = out[..., :-PITCH_BINS], out[..., -PITCH_BINS:]
-    midi, conf = (a.reshape(probs.shape[:2]) for a in decode_pitch(probs.reshape(-1, PITCH_BINS)))
-    return {"embedding": emb.mean(1).double().numpy(), "midi": _clip_pitch(midi, conf, voicing_threshold),
-            "periodicity": conf.mean(1)}
+    midi, periodicity = _clip_pitch(out[..., -PITCH_BINS:], voicing_threshold)
+    return {"embedding": out[..., :-PITCH_BINS].mean(1).double().numpy(), "midi": midi,
+            "periodicity": periodicity}
 
 
-def _clip_pitch(midi_Bn: np.ndarray, conf_Bn: np.ndarray, voicing_threshold: float) -> np.ndarray:
-    """Median pitch of each clip's confident frames; NaN where none is confident."""
-    voiced = conf_Bn >= voicing_threshold
-    return np.array([np.median(m[v]) if v.any() else np.nan for m, v in zip(midi_Bn, voiced)])
+def _clip_pitch(probs_Bn360: torch.Tensor, voicing_threshold: float) -> tuple[np.ndarray, np.ndarray]:
+    """Per-frame probabilities -> ``(midi (B,), periodicity (B,))``: the median pitch of each
+    clip's confident frames (NaN where none is confident) and its mean confidence."""
+    midi, conf = (a.reshape(probs_Bn360.shape[:2]) for a in decode_pitch(probs_Bn360.reshape(-1, PITCH_BINS)))
+    voiced = conf >= voicing_threshold
+    clip_midi = np.array([np.median(m[v]) if v.any() else np.nan for m, v in zip(midi, voiced)])
+    return clip_midi, conf.mean(1)
 
 
 def crepe_pitch_accuracy(waves: np.ndarray | torch.Tensor, sample_rate: int, target_midi,
