@@ -169,9 +169,11 @@ def cmd_report(args: argparse.Namespace) -> None:
                                 f"(`mars reproduce --profile course` does everything)")
     out = Path(args.out) if args.out else None
     if out is None:
-        meta = run / "ar" / "last.json"
-        profile = json.loads(meta.read_text())["config"]["profile"] if meta.exists() else "smoke"
-        out = default_report_dir(profile, run)
+        from .checkpoint import read_meta
+        from .train import CHECKPOINT
+
+        trained = (run / "ar" / f"{CHECKPOINT}.json").exists()
+        out = default_report_dir(read_meta(run / "ar", CHECKPOINT)["config"]["profile"] if trained else "smoke", run)
     print(f"report written to {build_report(run, out)}")
 
 

@@ -74,8 +74,8 @@ def _claims_table(results: dict, nb: dict[str, dict], paper: dict) -> list[str]:
         lines.append(f"| CMX vs truncation: FAD(CMX) − FAD(truncation) | "
                      f"+{paper['ablation']['fad_cmx_minus_truncation']} | {delta:+.2f} (FD on CREPE) | "
                      f"same token budget, notebook 05 |")
-    lines.append(f"| comparable or better than DiffWave, DDSP, NSynth | no numbers | not tested: "
-                 f"baselines not reproduced | — |")
+    lines.append("| comparable or better than DiffWave, DDSP, NSynth | no numbers | not tested: "
+                 "baselines not reproduced | — |")
     timing = nb.get("03", {}).get("timing")
     if timing:
         lines.append(f"| next-scale sampling is faster than raster (VAR's claim, not the paper's) | — | "

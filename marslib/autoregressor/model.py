@@ -75,7 +75,6 @@ class NextScaleTransformer(nn.Module):
             x_BlD: ``(B, L - first_l, D)`` inputs of scales 2..K
                 (``Tokenizer.teacher_forcing_inputs``).
         """
-        b = pitch_B.shape[0]
         if x_BlD.shape[1:] != (self.L - self.first_l, self.word_embed.in_features):
             raise ValueError(f"expected teacher-forcing inputs (B, {self.L - self.first_l}, "
                              f"{self.word_embed.in_features}), got {tuple(x_BlD.shape)}")
