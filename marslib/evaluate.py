@@ -77,13 +77,19 @@ class ClipSet:
 
 # --- the clip sets -----------------------------------------------------------------------
 
-def test_clips(cfg: Config) -> ClipSet:
-    """The held-out reference: test-split audio (``eval.max_conditions`` evenly spaced, 0 = all)."""
+def _test_examples(cfg: Config) -> list:
+    """The held-out test examples evaluated: ``eval.max_conditions`` evenly spaced (0 = all)."""
     ensure_dataset(cfg)
     examples = split_examples(cfg, "test")
     cap = cfg.eval.max_conditions
     if cap and cap < len(examples):
         examples = [examples[i] for i in np.unique(np.linspace(0, len(examples) - 1, cap).round().astype(int))]
+    return examples
+
+
+def test_clips(cfg: Config) -> ClipSet:
+    """The held-out reference: test-split audio (``eval.max_conditions`` evenly spaced, 0 = all)."""
+    examples = _test_examples(cfg)
     return ClipSet("real_test", load_clips(cfg, examples), np.array([e.pitch for e in examples]),
                    np.array([e.family for e in examples]))
 
@@ -98,6 +104,11 @@ def real_train_clips(cfg: Config, test: ClipSet) -> ClipSet:
     return ClipSet("real_train", load_clips(cfg, chosen), test.pitch, test.family)
 
 
+def _current_sha(run: Path, folder: str) -> str | None:
+    """Fingerprint of ``<run>/<folder>``'s checkpoint weights, None if there is none."""
+    return read_meta(run / folder, CHECKPOINT)["weights_sha"] if (run / folder / f"{CHECKPOINT}.json").exists() else None
+
+
 def _fingerprints(run: Path, folders: tuple[str, ...]) -> dict[str, str]:
     out = {}
     for folder in folders:
@@ -105,7 +116,7 @@ def _fingerprints(run: Path, folders: tuple[str, ...]) -> dict[str, str]:
             how = ("`mars evaluate --train-classifier` or `mars train classifier`" if folder == "classifier"
                    else "see `mars train --help`, or run the notebooks in order")
             raise CheckpointError(f"no checkpoint in {run / folder}; train it first ({how})")
-        out[folder] = read_meta(run / folder, CHECKPOINT)["weights_sha"]
+        out[folder] = _current_sha(run, folder)
     return out
 
 
@@ -194,6 +205,15 @@ def available_systems(run: str | Path) -> list[str]:
 
 # --- the judge ---------------------------------------------------------------------------
 
+def judge_signature(cfg: Config, classifier_sha: str | None, n_test: int) -> dict:
+    """What every row's numbers depend on besides its own checkpoints (rows of another judge are dropped)."""
+    e = cfg.eval
+    return {"profile": cfg.profile, "seed": cfg.seed, "n_test": n_test,
+            "classifier": classifier_sha, "crepe": [e.crepe_capacity, e.crepe_frames],
+            "kid": [e.kid_subset, e.kid_subsets], "ndb_bins": e.ndb_bins,
+            "clips_per_condition": e.clips_per_condition}
+
+
 class Judge:
     """Embeds clips (classifier, CREPE) and scores clip sets against the held-out real set.
 
@@ -216,11 +236,7 @@ class Judge:
     @property
     def signature(self) -> dict:
         """What every row's numbers depend on besides its own checkpoints."""
-        e = self.cfg.eval
-        return {"profile": self.cfg.profile, "seed": self.cfg.seed, "n_test": len(self.test.waves),
-                "classifier": self.classifier_sha, "crepe": [e.crepe_capacity, e.crepe_frames],
-                "kid": [e.kid_subset, e.kid_subsets], "ndb_bins": e.ndb_bins,
-                "clips_per_condition": e.clips_per_condition}
+        return judge_signature(self.cfg, self.classifier_sha, len(self.test.waves))
 
     def features(self, clips: ClipSet) -> dict:
         """Spectrograms, classifier outputs and CREPE embeddings of a clip set."""
@@ -309,16 +325,27 @@ def evaluate(cfg: Config, run: str | Path, systems: list[str] | None = None, pro
     return results
 
 
+def fresh_rows(cfg: Config, run: str | Path) -> dict[str, dict]:
+    """Rows of ``<run>/evaluation/metrics.json`` that :func:`evaluate` would keep: scored by the
+    judge ``cfg`` describes, from checkpoints that have not changed since."""
+    run = Path(run)
+    path = run / "evaluation" / "metrics.json"
+    if not path.exists():
+        return {}
+    saved = json.loads(path.read_text())
+    if saved["signature"] != judge_signature(cfg, _current_sha(run, "classifier"), len(_test_examples(cfg))):
+        return {}
+    return {name: row for name, row in saved["rows"].items()
+            if all(_current_sha(run, folder) == sha for folder, sha in row["checkpoints"].items())}
+
+
 def check_fresh(results: dict, run: str | Path) -> None:
     """Raise :class:`CheckpointError` if a row's checkpoints were deleted or retrained since it was scored."""
-    run, stale = Path(run), []
+    run = Path(run)
     folders = {"classifier": results["signature"]["classifier"]}
     for name, row in results["rows"].items():
         folders |= row["checkpoints"]
-    for folder, sha in folders.items():
-        meta = run / folder / f"{CHECKPOINT}.json"
-        if not meta.exists() or read_meta(run / folder, CHECKPOINT)["weights_sha"] != sha:
-            stale.append(folder)
+    stale = [folder for folder, sha in folders.items() if _current_sha(run, folder) != sha]
     if stale:
         raise CheckpointError(f"evaluation results in {run / 'evaluation'} are stale: checkpoints "
                               f"{', '.join(stale)} were deleted or retrained since; rerun `mars evaluate`")

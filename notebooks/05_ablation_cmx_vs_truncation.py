@@ -63,15 +63,13 @@ from IPython.display import HTML, Audio, Markdown, display
 from marslib import ablation, audio, cmx
 from marslib.ablation import fit_truncation, step_costs, truncation_config
 from marslib.autoregressor.training import fit_ar
-from marslib.checkpoint import read_meta
 from marslib.config import NSYNTH_FAMILIES
-from marslib.evaluate import COLUMNS, ClipSet, evaluate, make_clips, test_clips
+from marslib.evaluate import COLUMNS, ClipSet, evaluate, fresh_rows, make_clips, test_clips
 from marslib.metrics import crepe_embeddings, fit_classifier, frechet_distance
 from marslib.plotting import FigureSaver, plot_spectrogram
 from marslib.report import paper_claims
 from marslib.runtime import seed_everything, setup_run
 from marslib.tokenizer.training import fit_tokenizer, reconstruction_report
-from marslib.train import CHECKPOINT
 
 cfg, out = setup_run("05_ablation_cmx_vs_truncation", profile, seed, device, data_dir, out_dir)
 run = out.parent  # the run folder: tokenizer/, ar/ (MARS), classifier/, truncate/ (this notebook)
@@ -383,22 +381,6 @@ def griffin_lim_of(spec_B1FT):
     return audio.input_to_waveform(spec_B1FT, a, seed=seed).numpy()
 
 
-def fresh_rows():
-    """Rows of run/evaluation/metrics.json still valid now: same judge, unchanged checkpoints."""
-    path = run / "evaluation" / "metrics.json"
-    if not path.exists():
-        return {}
-    saved = json.loads(path.read_text())
-    sig = saved.get("signature", {})
-    judge = (cfg.profile, cfg.seed, len(test.waves), read_meta(run / "classifier", CHECKPOINT)["weights_sha"])
-    if (sig.get("profile"), sig.get("seed"), sig.get("n_test"), sig.get("classifier")) != judge:
-        return {}  # evaluate() starts afresh for another judge
-    sha = lambda folder: (read_meta(run / folder, CHECKPOINT)["weights_sha"]  # noqa: E731
-                          if (run / folder / f"{CHECKPOINT}.json").exists() else None)
-    return {name: row for name, row in saved["rows"].items()
-            if all(sha(folder) == s for folder, s in row["checkpoints"].items())}
-
-
 e = cfg.eval
 embed = lambda waves: crepe_embeddings(waves, sr, capacity=e.crepe_capacity, n_frames=e.crepe_frames,  # noqa: E731
                                        device=cfg.device)
@@ -406,7 +388,7 @@ ref_crepe = embed(test.waves)                                    # (N, D) the re
 spec_trunc_best = cmx.from_model_input(cmx.to_model_input(spec_test, tcfg.cmx), tcfg.cmx, cfg.spec_shape)
 waves_trunc_best = griffin_lim_of(spec_trunc_best)               # a perfect truncation arm's notes
 fd_oracle = {"truncation_representation": frechet_distance(ref_crepe, embed(waves_trunc_best))}
-scored = fresh_rows()
+scored = fresh_rows(cfg, run)  # rows the evaluation would keep: same judge, same checkpoints
 if "griffin_lim" in scored:
     fd_oracle["cmx_representation"] = scored["griffin_lim"]["metrics"]["fd_crepe"]
     print("perfect CMX: reusing the evaluation's real -> Griffin-Lim row")
@@ -455,14 +437,11 @@ save(fig, "ceilings")
 ARMS = ("tokenizer", "mars", "truncation_tokenizer", "truncation")
 
 
-reuse = [s for s in ("tokenizer", "mars") if s in fresh_rows()]  # fresh_rows: §5
+reuse = [s for s in ("tokenizer", "mars") if s in fresh_rows(cfg, run)]
 todo = [s for s in ARMS if s not in reuse]
 print("reused from an earlier evaluation:", reuse or "none", "| scoring now:", todo)
 t0 = time.perf_counter()
 results_eval = evaluate(cfg, run, systems=todo)
-missing = [s for s in ARMS if s not in results_eval["rows"]]
-if missing:  # the judge's signature changed after all: evaluate() reset the rows; score the rest too
-    results_eval = evaluate(cfg, run, systems=missing)
 eval_seconds = time.perf_counter() - t0
 rows = {s: results_eval["rows"][s]["metrics"] for s in ARMS}
 print(f"evaluation done in {eval_seconds:.0f} s; {results_eval['embeddings']['crepe']}")

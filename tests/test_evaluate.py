@@ -20,7 +20,8 @@ from marslib.checkpoint import CheckpointError, save_checkpoint
 from marslib.cli import main
 from marslib.config import ConfigError, get_config
 from marslib.data import ensure_dataset
-from marslib.evaluate import SYSTEMS, available_systems, check_fresh, evaluate, real_train_clips, results_table
+from marslib.evaluate import (SYSTEMS, available_systems, check_fresh, evaluate, fresh_rows, real_train_clips,
+                              results_table)
 from marslib.evaluate import test_clips as held_out_clips  # (not a test: pytest would collect "test_*")
 from marslib.metrics import SpectrogramClassifier
 from marslib.report import PAPER_METRICS, build_report, paper_claims
@@ -100,8 +101,11 @@ def test_stale_results_are_refused(evaluated, tmp_path):
     copy = tmp_path / "run"
     shutil.copytree(run, copy)
     check_fresh(results, copy)  # nothing changed
+    assert fresh_rows(cfg, copy) == results["rows"]
+    assert fresh_rows(get_config("smoke", {"eval.kid_subsets": 3}), copy) == {}  # another judge
     torch.manual_seed(123)      # "retrain" the transformer: other weights, same folder
     save_checkpoint(copy / "ar", "last", NextScaleTransformer(cfg.ar, cfg.tokenizer), cfg, "ar", 2)
+    assert set(fresh_rows(cfg, copy)) == set(results["rows"]) - {"mars"}
     with pytest.raises(CheckpointError, match="stale.*ar"):
         check_fresh(results, copy)
     with pytest.raises(CheckpointError, match="stale"):
