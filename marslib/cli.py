@@ -89,20 +89,21 @@ def cmd_train(args: argparse.Namespace) -> None:
     t0 = time.time()
     if args.model == "tokenizer":
         from .tokenizer.training import fit_tokenizer
-        _, history = fit_tokenizer(cfg, run / "tokenizer", resume=args.resume, distributed=args.distributed)
+        _, history = fit_tokenizer(cfg, run / "tokenizer", resume=args.resume, overwrite=args.overwrite,
+                                   distributed=args.distributed)
     elif args.model == "ar":
         from .autoregressor.training import fit_ar
-        _, history = fit_ar(cfg, run, resume=args.resume, distributed=args.distributed)
+        _, history = fit_ar(cfg, run, resume=args.resume, overwrite=args.overwrite, distributed=args.distributed)
     elif args.model == "raster":
         from .autoregressor.training import fit_raster
-        _, _, history = fit_raster(cfg, run, resume=args.resume)
+        _, _, history = fit_raster(cfg, run, resume=args.resume, overwrite=args.overwrite)
     elif args.model == "truncation":
         from .ablation import TRUNCATE_DIR, fit_truncation
-        fit_truncation(cfg, run)
+        fit_truncation(cfg, run, resume=args.resume, overwrite=args.overwrite)
         history = json.loads((run / TRUNCATE_DIR / "ar" / "history.json").read_text())
     else:
         from .metrics import fit_classifier
-        _, history = fit_classifier(cfg, run / "classifier", resume=args.resume)
+        _, history = fit_classifier(cfg, run / "classifier", resume=args.resume, overwrite=args.overwrite)
     last = history["valid"][-1] if history["valid"] else history["train"][-1]
     print(f"{args.model} trained in {time.time() - t0:.0f} s -> {run}")
     print("  " + ", ".join(f"{k} {v:.4g}" for k, v in last.items() if "_" not in k))
@@ -169,11 +170,10 @@ def cmd_report(args: argparse.Namespace) -> None:
                                 f"(`mars reproduce --profile course` does everything)")
     out = Path(args.out) if args.out else None
     if out is None:
-        from .checkpoint import read_meta
-        from .train import CHECKPOINT
+        from .checkpoint import has_checkpoint, read_meta
 
-        trained = (run / "ar" / f"{CHECKPOINT}.json").exists()
-        out = default_report_dir(read_meta(run / "ar", CHECKPOINT)["config"]["profile"] if trained else "smoke", run)
+        trained = has_checkpoint(run / "ar")
+        out = default_report_dir(read_meta(run / "ar")["config"]["profile"] if trained else "smoke", run)
     print(f"report written to {build_report(run, out)}")
 
 
@@ -238,7 +238,10 @@ def build_parser() -> argparse.ArgumentParser:
         _add_common(p)
         p.add_argument("--out", help="run folder (default: runs/<profile>)")
         p.add_argument("--data-dir", help="dataset folder (default: the profile's data.root)")
-        p.add_argument("--resume", action="store_true", help="continue from the last checkpoint if there is one")
+        p.add_argument("--resume", action="store_true",
+                       help="continue from the newest checkpoint if there is one (same settings; steps may grow)")
+        p.add_argument("--overwrite", action="store_true",
+                       help="delete existing checkpoints in the folder and train from scratch")
         p.add_argument("--distributed", action="store_true",
                        help="data parallel; launch with torchrun --nproc_per_node N -m marslib.cli ...")
         p.set_defaults(func=cmd_train)
