@@ -108,18 +108,24 @@ def cmd_train(args: argparse.Namespace) -> None:
     print("  " + ", ".join(f"{k} {v:.4g}" for k, v in last.items() if "_" not in k))
 
 
+SAMPLE_FLAGS = {"temperature": "--temperature", "top_k": "--top-k", "top_p": "--top-p", "cfg_scale": "--cfg"}
+
+
 def cmd_sample(args: argparse.Namespace) -> None:
     import torch
 
     from .audio import write_wav
     from .autoregressor import sample_tokens, tokens_to_audio
     from .autoregressor.training import load_ar, parse_family
+    from .config import check_sampling
 
     family = parse_family(args.family)
     if not 0 <= args.pitch <= 127:
         raise ValueError(f"--pitch must be a MIDI number in 0..127, got {args.pitch}")
     if args.n < 1:
         raise ValueError(f"--n must be at least 1, got {args.n}")
+    check_sampling(args.temperature, args.top_k, args.top_p, 0.0 if args.cfg is None else args.cfg,
+                   names=SAMPLE_FLAGS)  # before the (slow) model load
     model, tokenizer = load_ar(args.checkpoint, device=args.device or "cpu")
     model_cfg = tokenizer.cfg
     cfg_scale = model_cfg.ar.cfg_scale if args.cfg is None else args.cfg
