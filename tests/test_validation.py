@@ -6,8 +6,10 @@ caches and the ``mars`` CLI.  Everything writes under ``tmp_path``.
 
 from __future__ import annotations
 
+import json
 import math
 import re
+from pathlib import Path
 
 import pytest
 import torch
@@ -16,6 +18,7 @@ from marslib.autoregressor import NextScaleTransformer, RasterTransformer, sampl
 from marslib.autoregressor.blocks import sample_logits
 from marslib.cli import main
 from marslib.config import ConfigError, get_config
+from marslib.data import DatasetError, read_examples
 from marslib.tokenizer import Tokenizer
 
 PITCH, FAMILY = torch.tensor([60]), torch.tensor([4])
@@ -92,3 +95,57 @@ def test_mars_sample_refuses_bad_options_before_loading(tmp_path, capsys):
     assert main(args + ["--cfg", "-2"]) == 2
     assert capsys.readouterr().err == "error: --cfg must be a finite number >= 0, got -2.0 (0 = no guidance)\n"
     assert not (tmp_path / "o").exists()
+
+
+# ---------------------------------------------------------------------------
+# examples.json entries
+# ---------------------------------------------------------------------------
+
+NOTE = "keyboard_acoustic_000-060-100"
+GOOD_ENTRY = {"note": 0, "note_str": NOTE, "pitch": 60, "velocity": 100, "sample_rate": 16000,
+              "instrument": 0, "instrument_str": "keyboard_acoustic_000", "instrument_family": 4,
+              "instrument_family_str": "keyboard", "instrument_source": 0,
+              "instrument_source_str": "acoustic", "qualities": [0] * 10, "qualities_str": []}
+
+
+def _examples_json(tmp_path: Path, **changes) -> Path:
+    path = tmp_path / "nsynth-test" / "examples.json"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps({NOTE: {**GOOD_ENTRY, **changes}}))
+    return path
+
+
+def test_a_good_entry_is_read(tmp_path):
+    _examples_json(tmp_path)
+    (tmp_path / "nsynth-test" / "audio").mkdir()
+    (tmp_path / "nsynth-test" / "audio" / f"{NOTE}.wav").touch()
+    [ex] = read_examples(tmp_path, "test")
+    assert (ex.pitch, ex.velocity, ex.sample_rate, ex.source_str) == (60, 100, 16000, "acoustic")
+
+
+@pytest.mark.parametrize("field, value, must", [
+    ("pitch", 200, "a MIDI number, an int in 0..127"),
+    ("pitch", -1, "a MIDI number, an int in 0..127"),
+    ("pitch", 60.5, "a MIDI number, an int in 0..127"),
+    ("pitch", "60", "a MIDI number, an int in 0..127"),
+    ("velocity", 0, "a MIDI velocity, an int in 1..127"),
+    ("velocity", 128, "a MIDI velocity, an int in 1..127"),
+    ("velocity", True, "a MIDI velocity, an int in 1..127"),
+    ("sample_rate", 0, "a positive int (Hz)"),
+    ("sample_rate", 16000.0, "a positive int (Hz)"),
+])
+def test_bad_numbers_in_examples_json_name_the_file_entry_and_field(tmp_path, field, value, must):
+    path = _examples_json(tmp_path, **{field: value})
+    with pytest.raises(DatasetError) as err:
+        read_examples(tmp_path, "test")
+    assert str(err.value) == (f"{path}: entry {NOTE!r} has {field} {value!r}, but it must be {must}; "
+                              f"fix the entry, or re-render / re-download the dataset")
+
+
+def test_an_unknown_source_in_examples_json_is_an_error(tmp_path):
+    path = _examples_json(tmp_path, instrument_source_str="sampled")
+    with pytest.raises(DatasetError) as err:
+        read_examples(tmp_path, "test")
+    assert str(err.value) == (f"{path}: entry {NOTE!r} has instrument_source_str 'sampled', not one of "
+                              f"NSynth's ('acoustic', 'electronic', 'synthetic'); fix the entry, or "
+                              f"re-render / re-download the dataset")
