@@ -9,16 +9,21 @@ from __future__ import annotations
 import json
 import math
 import re
+import shutil
 from pathlib import Path
 
 import pytest
+import soundfile as sf
 import torch
+from conftest import harmonic_note
 
+from marslib.audio import AudioError, load_audio
 from marslib.autoregressor import NextScaleTransformer, RasterTransformer, sample_tokens
 from marslib.autoregressor.blocks import sample_logits
 from marslib.cli import main
 from marslib.config import ConfigError, get_config
-from marslib.data import DatasetError, read_examples
+from marslib.data import (DatasetError, load_clips, load_features, read_examples, render_dataset,
+                          split_examples)
 from marslib.tokenizer import Tokenizer
 
 PITCH, FAMILY = torch.tensor([60]), torch.tensor([4])
@@ -149,3 +154,86 @@ def test_an_unknown_source_in_examples_json_is_an_error(tmp_path):
     assert str(err.value) == (f"{path}: entry {NOTE!r} has instrument_source_str 'sampled', not one of "
                               f"NSynth's ('acoustic', 'electronic', 'synthetic'); fix the entry, or "
                               f"re-render / re-download the dataset")
+
+
+# ---------------------------------------------------------------------------
+# Truncated and short wavs
+# ---------------------------------------------------------------------------
+
+def _tiny_cfg(tmp: Path, root: Path | None = None, **overrides):
+    # 2 families x 2 programs x 3 pitches x 1 velocity: renders in about a second.
+    return get_config("smoke", {"data.root": str(root or tmp / "tiny"), "data.cache_dir": str(tmp / "cache"),
+                                "data.families": ("keyboard", "string"), "data.pitch_step": 12, **overrides})
+
+
+@pytest.fixture(scope="module")
+def tiny_root(tmp_path_factory) -> Path:
+    cfg = _tiny_cfg(tmp_path_factory.mktemp("tiny"))
+    return render_dataset(cfg)
+
+
+@pytest.fixture
+def tiny(tiny_root, tmp_path):
+    """A private copy of the rendered dataset (tests damage it) and its config."""
+    root = tmp_path / "data"
+    shutil.copytree(tiny_root, root)
+    return _tiny_cfg(tmp_path, root)
+
+
+def _truncate(path: Path) -> int:
+    """Cut a 16-bit mono wav to half its bytes, as an interrupted copy does; returns the samples left."""
+    data = path.read_bytes()
+    path.write_bytes(data[:len(data) // 2])
+    return (len(data) // 2 - 44) // 2  # 44-byte header, 2 bytes a sample
+
+
+def test_load_audio_refuses_a_truncated_wav(tmp_path, note):
+    path = tmp_path / "note.wav"
+    sf.write(path, note, 16000, subtype="PCM_16")
+    left = _truncate(path)
+    assert sf.info(path).frames == left  # libsndfile alone cannot tell
+    with pytest.raises(AudioError) as err:
+        load_audio(path, 16000)
+    assert str(err.value) == (f"{path} is truncated: its WAV header declares {len(note)} samples but the file "
+                              f"holds only {left} (an interrupted write, copy or download?); "
+                              f"re-render or re-download it")
+
+
+def test_a_truncated_dataset_wav_is_an_error_not_a_padded_clip(tiny):
+    examples = split_examples(tiny, "train")
+    left = _truncate(examples[1].path)
+    root = Path(tiny.data.root)
+    with pytest.raises(DatasetError) as err:
+        load_features(tiny, "train")
+    assert str(err.value) == (f"{examples[1].path} is truncated: its WAV header declares 64000 samples but "
+                              f"the file holds only {left} (an interrupted write, copy or download?); "
+                              f"re-render or re-download it. To repair the dataset, delete {root} and "
+                              f"render it again (mars data synth)")
+    assert not Path(tiny.data.cache_dir).exists() or not list(Path(tiny.data.cache_dir).iterdir())
+
+
+def test_a_short_dataset_wav_is_an_error_naming_the_file(tiny):
+    examples = split_examples(tiny, "train")
+    sf.write(examples[0].path, harmonic_note(seconds=0.25), 16000, subtype="PCM_16")  # whole, but short
+    root = Path(tiny.data.root)
+    with pytest.raises(DatasetError) as err:
+        load_clips(tiny, examples)
+    assert str(err.value) == (f"{examples[0].path} is too short: it holds 4000 samples (0.250 s at 16000 Hz) "
+                              f"but needs 8192 (the clips of {root} are 4 s, the config uses 0.512 s); the "
+                              f"file is damaged or not from this dataset: delete {root} and render it again "
+                              f"(mars data synth)")
+    (root / "mini_nsynth.json").unlink()  # a real NSynth download: the fix is another
+    with pytest.raises(DatasetError, match=re.escape(f"re-download or re-extract NSynth into {root}")):
+        load_clips(tiny, examples)
+
+
+def test_padding_by_design_still_loads(tiny):
+    # The paper profile's clips (4.096 s) are longer than NSynth's 4 s notes: the rest is padded.
+    long = _tiny_cfg(Path(tiny.data.cache_dir).parent, tiny.data.root, **{
+        "audio.n_frames": 2048, "tokenizer.scales": ((1, 1), (4, 128))})
+    assert long.audio.clip_samples == 65536
+    examples = split_examples(long, "train")[:2]
+    clips = load_clips(long, examples)
+    assert clips.shape == (2, 65536) and not clips[:, 64000:].any() and clips[:, :64000].any()
+    (Path(tiny.data.root) / "mini_nsynth.json").unlink()  # also as a real NSynth download
+    assert load_clips(long, examples).shape == (2, 65536)

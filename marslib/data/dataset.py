@@ -28,10 +28,11 @@ from safetensors.torch import load_file, save_file
 from torch.utils.data import Dataset
 from tqdm.auto import tqdm
 
-from ..audio import fit_length, load_audio, waveform_to_input
+from ..audio import AudioError, fit_length, load_audio, waveform_to_input
 from ..cmx import to_model_input
 from ..config import Config
-from .nsynth import DatasetError, Example, read_examples
+from .nsynth import NSYNTH_SECONDS, DatasetError, Example, read_examples
+from .render import read_manifest
 
 FEATURES_VERSION = 1   # bump when feature computation changes, to invalidate old caches
 BATCH = 64             # waveforms per batched STFT
@@ -63,10 +64,45 @@ def cache_key(cfg: Config, split: str, examples: list[Example]) -> str:
     return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()[:16]
 
 
+def clip_seconds(root: str | Path) -> float:
+    """How long every clip of the dataset at ``root`` is: its manifest's ``render_seconds``, else NSynth's 4 s."""
+    manifest = read_manifest(root)
+    return float(manifest.get("render_seconds", NSYNTH_SECONDS)) if manifest else NSYNTH_SECONDS
+
+
+def repair_hint(root: str | Path) -> str:
+    """How to replace a damaged file of the dataset at ``root``."""
+    if read_manifest(root) is not None:  # ours: a matching manifest is reused as is, so delete first
+        return f"delete {root} and render it again (mars data synth)"
+    return f"re-download or re-extract NSynth into {root}"
+
+
 def load_clips(cfg: Config, examples: list[Example]) -> np.ndarray:
-    """Waveforms ``(N, clip_samples)`` float32 of ``examples``: loaded, resampled, cropped or padded."""
-    n = cfg.audio.clip_samples
-    return np.stack([fit_length(load_audio(ex.path, cfg.audio.sample_rate), n) for ex in examples])
+    """Waveforms ``(N, clip_samples)`` float32 of ``examples``: loaded, resampled, cropped or padded.
+
+    Zero padding only ever covers what the dataset's clips lack *by design* (the
+    paper profile's 4.096 s from NSynth's 4 s notes).  A clip shorter than both its
+    dataset's clip length and ``clip_samples`` is damaged: :class:`DatasetError`
+    names the file, never a silently padded clip.
+    """
+    sr, n = cfg.audio.sample_rate, cfg.audio.clip_samples
+    need: dict[Path, int] = {}  # dataset root -> samples every clip must hold
+    clips = []
+    for ex in examples:
+        root = ex.path.parents[2]  # root/nsynth-<split>/audio/<note_str>.wav
+        if root not in need:
+            need[root] = min(n, int(clip_seconds(root) * sr))
+        try:
+            y = load_audio(ex.path, sr)
+        except AudioError as err:
+            raise DatasetError(f"{err}. To repair the dataset, {repair_hint(root)}") from err
+        if len(y) < need[root]:
+            raise DatasetError(f"{ex.path} is too short: it holds {len(y)} samples ({len(y) / sr:.3f} s at "
+                               f"{sr} Hz) but needs {need[root]} (the clips of {root} are "
+                               f"{clip_seconds(root):g} s, the config uses {n / sr:.3f} s); the file is "
+                               f"damaged or not from this dataset: {repair_hint(root)}")
+        clips.append(fit_length(y, n))
+    return np.stack(clips)
 
 
 def _compute(cfg: Config, examples: list[Example]) -> torch.Tensor:

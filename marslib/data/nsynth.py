@@ -28,6 +28,9 @@ REQUIRED_FIELDS = ("pitch", "velocity", "sample_rate", "instrument_str",
                    "instrument_family", "instrument_family_str", "instrument_source_str")
 
 
+NSYNTH_SECONDS = 4.0  # every note of the real NSynth is 4 s (64,000 samples at 16 kHz)
+
+
 class DatasetError(ValueError):
     """A dataset folder or file is missing or malformed; the message says which and how to fix it."""
 
