@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 import soundfile as sf
 import torch
+from safetensors.torch import load_file, save_file
 from conftest import harmonic_note
 
 from marslib.audio import AudioError, load_audio
@@ -237,3 +238,31 @@ def test_padding_by_design_still_loads(tiny):
     assert clips.shape == (2, 65536) and not clips[:, 64000:].any() and clips[:, :64000].any()
     (Path(tiny.data.root) / "mini_nsynth.json").unlink()  # also as a real NSynth download
     assert load_clips(long, examples).shape == (2, 65536)
+
+
+# ---------------------------------------------------------------------------
+# Damaged feature caches
+# ---------------------------------------------------------------------------
+
+@pytest.mark.parametrize("damage", ["garbage", "truncated", "wrong shape"])
+def test_a_damaged_feature_cache_is_rebuilt_with_a_warning(tiny, damage):
+    x, labels = load_features(tiny, "train")
+    [path] = Path(tiny.data.cache_dir).glob("train-*.safetensors")
+    if damage == "garbage":
+        path.write_bytes(b"not a safetensors file")
+    elif damage == "truncated":
+        path.write_bytes(path.read_bytes()[:len(path.read_bytes()) // 2])
+    else:
+        save_file({"x": x[:1], **labels}, path)
+    n = len(x)
+    problem = (re.escape(f"holds shapes {{'x': {(1, *x.shape[1:])}, 'pitch': ({n},), 'family': ({n},), "
+                         f"'velocity': ({n},)}}, expected {{'x': {tuple(x.shape)}, 'pitch': ({n},), "
+                         f"'family': ({n},), 'velocity': ({n},)}}")
+               if damage == "wrong shape" else "unreadable: Error while deserializing header: [^;]+")
+    with pytest.warns(UserWarning) as record:
+        x2, labels2 = load_features(tiny, "train")
+    assert len(record) == 1 and re.fullmatch(
+        re.escape(f"feature cache {path} is damaged (") + problem
+        + re.escape("); deleting it and recomputing the features"), str(record[0].message))
+    assert torch.equal(x, x2) and all(torch.equal(labels[k], labels2[k]) for k in labels)
+    assert torch.equal(load_file(path)["x"], x)  # rewritten whole

@@ -9,7 +9,8 @@ Only the model input is stored; :func:`marslib.cmx.from_model_input` gives the
 ``(1, F, T)`` spectrogram back.  The cache is a safetensors file under
 ``cfg.data.cache_dir`` named by a hash of everything the features depend on
 (audio + CMX config, data filters, and each wav's name, size and mtime), so
-changing the front-end or re-rendering the data never serves stale features.
+changing the front-end or re-rendering the data never serves stale features;
+a damaged cache file is deleted and rebuilt, with a warning.
 Defined in notebook 01.
 """
 
@@ -20,10 +21,12 @@ import hashlib
 import json
 import os
 import tempfile
+import warnings
 from pathlib import Path
 
 import numpy as np
 import torch
+from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 from torch.utils.data import Dataset
 from tqdm.auto import tqdm
@@ -142,19 +145,36 @@ def load_features(cfg: Config, split: str) -> tuple[torch.Tensor, dict[str, torc
         raise DatasetError(f"split {split!r} of {d.root} has no examples for families {d.families}, "
                            f"pitches {d.pitch_min}..{d.pitch_max}, velocities {d.velocities}")
     path = Path(cfg.data.cache_dir) / f"{split}-{cache_key(cfg, split, examples)}.safetensors"
-    if path.is_file():
-        tensors = load_file(path)
-    else:
+    expected = (len(examples), *cfg.input_shape)
+    tensors = _read_cache(path, expected) if path.is_file() else None
+    if tensors is None:
         tensors = {"x": _compute(cfg, examples)}
         for name in LABELS:
             tensors[name] = torch.tensor([getattr(ex, name) for ex in examples], dtype=torch.long)
         _save_atomic(path, tensors, {"note_strs": json.dumps([ex.note_str for ex in examples])})
-    x = tensors["x"]
-    expected = (len(examples), *cfg.input_shape)
-    if tuple(x.shape) != expected:
-        raise DatasetError(f"cached features {path} have shape {tuple(x.shape)}, expected {expected}; "
-                           f"delete the file to recompute it")
-    return x, {name: tensors[name] for name in LABELS}
+    return tensors["x"], {name: tensors[name] for name in LABELS}
+
+
+def _read_cache(path: Path, expected: tuple[int, ...]) -> dict[str, torch.Tensor] | None:
+    """The cached tensors, or None after deleting a file that is unreadable or of the wrong shape.
+
+    A cache is only ever a copy: a damaged one (a full disk, a killed copy) is
+    rebuilt with a warning rather than stopping the run.
+    """
+    try:
+        tensors = load_file(path)
+    except (SafetensorError, OSError) as err:  # cut short, overwritten, not safetensors at all
+        tensors, problem = {}, f"unreadable: {err}"
+    else:
+        want = {"x": expected, **{name: expected[:1] for name in LABELS}}
+        got = {name: tuple(tensors[name].shape) if name in tensors else None for name in want}
+        problem = None if got == want else f"holds shapes {got}, expected {want}"
+    if problem is None:
+        return tensors
+    warnings.warn(f"feature cache {path} is damaged ({problem}); deleting it and recomputing the features",
+                  stacklevel=3)
+    path.unlink(missing_ok=True)
+    return None
 
 
 class SpectrogramDataset(Dataset):
