@@ -15,12 +15,15 @@ from pathlib import Path
 import pytest
 import soundfile as sf
 import torch
-from safetensors.torch import load_file, save_file
+from safetensors import SafetensorError
 from conftest import harmonic_note
+from safetensors.torch import load_file, save_file
 
-from marslib.audio import AudioError, load_audio
+from marslib import audio, autoregressor, cli
+from marslib.audio import AudioError, load_audio, write_wav
 from marslib.autoregressor import NextScaleTransformer, RasterTransformer, sample_tokens
 from marslib.autoregressor.blocks import sample_logits
+from marslib.checkpoint import CheckpointError, save_checkpoint
 from marslib.cli import main
 from marslib.config import ConfigError, get_config
 from marslib.data import (DatasetError, load_clips, load_features, read_examples, render_dataset,
@@ -266,3 +269,95 @@ def test_a_damaged_feature_cache_is_rebuilt_with_a_warning(tiny, damage):
         + re.escape("); deleting it and recomputing the features"), str(record[0].message))
     assert torch.equal(x, x2) and all(torch.equal(labels[k], labels2[k]) for k in labels)
     assert torch.equal(load_file(path)["x"], x)  # rewritten whole
+
+
+# ---------------------------------------------------------------------------
+# The CLI: one line, exit code 2 (130 for Ctrl-C), nothing half-written
+# ---------------------------------------------------------------------------
+
+@pytest.fixture
+def run(tmp_path) -> Path:
+    """A run folder with an (untrained) smoke tokenizer and next-scale model."""
+    cfg = get_config("smoke")
+    torch.manual_seed(0)
+    save_checkpoint(tmp_path / "run" / "tokenizer", "last", Tokenizer(cfg), cfg, "tokenizer", 1)
+    save_checkpoint(tmp_path / "run" / "ar", "last", NextScaleTransformer(cfg.ar, cfg.tokenizer), cfg, "ar", 1)
+    return tmp_path / "run"
+
+
+def _sample(run: Path, out: Path, *extra: str) -> int:
+    return main(["sample", "--checkpoint", str(run), "--pitch", "62", "--family", "keyboard", "--n", "2",
+                 "--out", str(out), *extra])
+
+
+def test_sample_out_that_is_a_file_is_one_line(run, tmp_path, capsys):
+    out = tmp_path / "taken.wav"
+    out.write_bytes(b"mine")
+    assert _sample(run, out) == 2
+    assert capsys.readouterr().err == (f"error: --out {out} is a file, not a folder; give a folder for the "
+                                       f"wavs and request.json\n")
+    assert _sample(run, out / "sub") == 2
+    assert capsys.readouterr().err == (f"error: --out {out / 'sub'} cannot be created: {out} is a file, not a "
+                                       f"folder; choose another --out\n")
+    assert out.read_bytes() == b"mine"
+
+
+@pytest.mark.parametrize("error, line", [
+    (FileExistsError(17, "File exists", "/runs/x"), "error: File exists: /runs/x"),
+    (NotADirectoryError(20, "Not a directory", "/runs/x/request.json"),
+     "error: Not a directory: /runs/x/request.json"),
+    (PermissionError(13, "Permission denied", "/runs/x"), "error: Permission denied: /runs/x"),
+    (OSError(28, "No space left on device"), "error: No space left on device"),
+    (SafetensorError("Error while deserializing header: header too large"),
+     "error: Error while deserializing header: header too large"),
+    (CheckpointError("no checkpoint at runs/x/ar/last.json;\n train one first"),
+     "error: no checkpoint at runs/x/ar/last.json; train one first"),
+])
+def test_user_facing_errors_are_one_line_and_exit_2(monkeypatch, capsys, error, line):
+    def fail(args):
+        raise error
+    monkeypatch.setattr(cli, "cmd_profiles", fail)
+    assert main(["profiles"]) == 2
+    assert capsys.readouterr().err == line + "\n"
+
+
+def test_ctrl_c_is_one_line_and_exit_130(monkeypatch, capsys):
+    def interrupt(args):
+        raise KeyboardInterrupt
+    monkeypatch.setattr(cli, "cmd_profiles", interrupt)
+    assert main(["profiles"]) == 130
+    assert capsys.readouterr().err == "interrupted\n"
+
+
+def test_sample_writes_the_request_first_and_a_failed_clip_leaves_it_incomplete(run, tmp_path, monkeypatch,
+                                                                               capsys):
+    out = tmp_path / "samples"
+    seen = {}
+    real_sample = autoregressor.sample_tokens
+
+    def sample_and_look(*args, **kwargs):  # the record must already be there
+        seen["request"] = json.loads((out / "request.json").read_text())
+        return real_sample(*args, **kwargs)
+
+    def write_one_then_fail(path, y, sample_rate):
+        if list(out.glob("*.wav")):
+            raise OSError(28, "No space left on device")
+        return write_wav(path, y, sample_rate)
+
+    monkeypatch.setattr(autoregressor, "sample_tokens", sample_and_look)
+    monkeypatch.setattr(audio, "write_wav", write_one_then_fail)
+    assert _sample(run, out) == 2
+    err = capsys.readouterr().err  # after the progress bar, one line
+    assert err.endswith("\nerror: No space left on device\n") and "Traceback" not in err
+    planned = ["keyboard_062_00.wav", "keyboard_062_01.wav"]
+    assert seen["request"]["status"] == "writing" and seen["request"]["files"] == planned
+    assert seen["request"]["written"] == []
+    request = json.loads((out / "request.json").read_text())
+    assert request["status"] == "writing" and request["files"] == planned
+    assert request["written"] == planned[:1]
+    assert sorted(p.name for p in out.iterdir()) == ["keyboard_062_00.wav", "request.json"]  # no temp files
+
+    monkeypatch.setattr(audio, "write_wav", write_wav)
+    assert _sample(run, out) == 0
+    request = json.loads((out / "request.json").read_text())
+    assert request["status"] == "complete" and request["written"] == request["files"] == planned
