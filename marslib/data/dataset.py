@@ -67,7 +67,7 @@ def cache_key(cfg: Config, split: str, examples: list[Example]) -> str:
     return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()[:16]
 
 
-def clip_seconds(root: str | Path) -> float:
+def dataset_seconds(root: str | Path) -> float:
     """How long every clip of the dataset at ``root`` is: its manifest's ``render_seconds``, else NSynth's 4 s."""
     manifest = read_manifest(root)
     return float(manifest.get("render_seconds", NSYNTH_SECONDS)) if manifest else NSYNTH_SECONDS
@@ -94,7 +94,7 @@ def load_clips(cfg: Config, examples: list[Example]) -> np.ndarray:
     for ex in examples:
         root = ex.path.parents[2]  # root/nsynth-<split>/audio/<note_str>.wav
         if root not in need:
-            need[root] = min(n, int(clip_seconds(root) * sr))
+            need[root] = min(n, int(dataset_seconds(root) * sr))
         try:
             y = load_audio(ex.path, sr)
         except AudioError as err:
@@ -102,7 +102,7 @@ def load_clips(cfg: Config, examples: list[Example]) -> np.ndarray:
         if len(y) < need[root]:
             raise DatasetError(f"{ex.path} is too short: it holds {len(y)} samples ({len(y) / sr:.3f} s at "
                                f"{sr} Hz) but needs {need[root]} (the clips of {root} are "
-                               f"{clip_seconds(root):g} s, the config uses {n / sr:.3f} s); the file is "
+                               f"{dataset_seconds(root):g} s, the config uses {n / sr:.3f} s); the file is "
                                f"damaged or not from this dataset: {repair_hint(root)}")
         clips.append(fit_length(y, n))
     return np.stack(clips)
