@@ -1,0 +1,118 @@
+"""Kill training at random instants, resume, and get bit-identical weights.
+
+``mars train tokenizer`` and then ``mars train ar`` (smoke profile) run once
+uninterrupted, then again under fire: each training process is killed with
+SIGKILL or SIGINT (Ctrl-C) at a random instant of its training loop and started
+again with ``--resume``, until it finishes.  After every kill the newest complete
+checkpoint must hold exactly the uninterrupted run's history up to its step
+(losses equal to the last bit), and the finished models must equal the
+uninterrupted ones bit for bit.
+"""
+
+from __future__ import annotations
+
+import os
+import random
+import signal
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import pytest
+from safetensors.torch import load_file
+
+from marslib.checkpoint import find_checkpoint, has_checkpoint
+
+KILLS_PER_MODEL = 10
+pytestmark = pytest.mark.slow
+
+
+def _command(run: Path, data: Path, model: str) -> list[str]:
+    return [sys.executable, "-m", "marslib.cli", "train", model, "--profile", "smoke", "--out", str(run),
+            "--data-dir", str(data), "--resume", "--set", f"data.cache_dir={data / 'cache'}",
+            "train_tokenizer.checkpoint_every=2", "train_ar.checkpoint_every=2"]
+
+
+class _Training:
+    """A training process whose stderr is watched for the moment its training loop starts."""
+
+    def __init__(self, cmd: list[str]) -> None:
+        env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONUNBUFFERED": "1"}
+        self.proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=env)
+        self.started, self.stderr = threading.Event(), b""
+        threading.Thread(target=self._watch, daemon=True).start()
+
+    def _watch(self) -> None:
+        for chunk in iter(lambda: self.proc.stderr.read1(4096), b""):
+            self.stderr += chunk
+            if b"train " in self.stderr:  # tqdm's bar: the loop is about to run
+                self.started.set()
+
+    def wait_started(self) -> bool:
+        while not self.started.wait(0.01):
+            if self.proc.poll() is not None:
+                return False
+        return True
+
+
+def _train_uninterrupted(cmd: list[str]) -> float:
+    """Run to the end; return the seconds its training loop took."""
+    job = _Training(cmd)
+    assert job.wait_started(), job.stderr.decode()[-2000:]
+    t0 = time.perf_counter()
+    assert job.proc.wait(timeout=600) == 0, job.stderr.decode()[-2000:]
+    return time.perf_counter() - t0
+
+
+def _train_under_fire(cmd: list[str], folder: Path, reference: dict, loop_seconds: float, rng: random.Random
+                      ) -> list[tuple[str, int | None]]:
+    """Kill and resume until the run finishes; returns ``[(signal, step resumed from), ...]``."""
+    kills = []
+    while True:
+        job = _Training(cmd)
+        started = job.wait_started()
+        if started and len(kills) < KILLS_PER_MODEL:
+            # Soon after the loop starts, so each life makes a little progress and the kills
+            # land all along the run (each resumed life starts where the last one saved).
+            time.sleep(rng.uniform(0, 0.12 * loop_seconds))
+            sig = rng.choice([signal.SIGKILL, signal.SIGINT])
+            job.proc.send_signal(sig)
+        code = job.proc.wait(timeout=600)
+        if code == 0:
+            return kills
+        assert started and len(kills) < KILLS_PER_MODEL, job.stderr.decode()[-2000:]
+        step = None
+        if has_checkpoint(folder):
+            _, meta = find_checkpoint(folder, verify=True)
+            step = meta["step"]
+            assert meta["extra"]["history"]["train"] == reference["train"][:step], f"diverged by step {step}"
+        kills.append((sig.name, step))
+
+
+def _weights(folder: Path) -> dict:
+    path, _ = find_checkpoint(folder, verify=True)
+    return load_file(path / "model.safetensors")
+
+
+def test_killed_training_resumes_bit_identically(tmp_path):
+    data = tmp_path / "data"
+    subprocess.run([sys.executable, "-m", "marslib.cli", "data", "synth", "--profile", "smoke", "--root",
+                    str(data)], check=True, capture_output=True)
+    rng = random.Random(2026)
+    report = {}
+    for model, folder in (("tokenizer", "tokenizer"), ("ar", "ar")):
+        seconds = _train_uninterrupted(_command(tmp_path / "reference", data, model))
+        _, reference = find_checkpoint(tmp_path / "reference" / folder)
+        kills = _train_under_fire(_command(tmp_path / "fired", data, model), tmp_path / "fired" / folder,
+                                  reference["extra"]["history"], seconds, rng)
+        assert len(kills) >= KILLS_PER_MODEL, kills
+        assert {s for s, _ in kills} == {"SIGKILL", "SIGINT"}
+        a, b = _weights(tmp_path / "reference" / folder), _weights(tmp_path / "fired" / folder)
+        assert a.keys() == b.keys() and all(a[k].equal(b[k]) for k in a), f"{model} weights differ"
+        _, fired = find_checkpoint(tmp_path / "fired" / folder)
+        assert fired["extra"]["history"]["train"] == reference["extra"]["history"]["train"]
+        assert fired["made_from"] == reference["made_from"]    # the ar: same tokenizer, bit for bit
+        report[model] = kills
+    print(report)
