@@ -23,7 +23,10 @@ from pathlib import Path
 import pytest
 from safetensors.torch import load_file
 
-from marslib.checkpoint import find_checkpoint, has_checkpoint
+from marslib.checkpoint import find_checkpoint, has_checkpoint, read_meta, save_checkpoint
+from marslib.cli import main
+from marslib.config import get_config
+from marslib.tokenizer import Tokenizer
 
 KILLS_PER_MODEL = 10
 pytestmark = pytest.mark.slow
@@ -96,23 +99,56 @@ def _weights(folder: Path) -> dict:
     return load_file(path / "model.safetensors")
 
 
-def test_killed_training_resumes_bit_identically(tmp_path):
-    data = tmp_path / "data"
+@pytest.fixture(scope="module")
+def runs(tmp_path_factory):
+    """An uninterrupted run and one killed 2 x KILLS_PER_MODEL times: ``(root, data, kills, references)``."""
+    root = tmp_path_factory.mktemp("fault_injection")
+    data = root / "data"
     subprocess.run([sys.executable, "-m", "marslib.cli", "data", "synth", "--profile", "smoke", "--root",
                     str(data)], check=True, capture_output=True)
     rng = random.Random(2026)
-    report = {}
-    for model, folder in (("tokenizer", "tokenizer"), ("ar", "ar")):
-        seconds = _train_uninterrupted(_command(tmp_path / "reference", data, model))
-        _, reference = find_checkpoint(tmp_path / "reference" / folder)
-        kills = _train_under_fire(_command(tmp_path / "fired", data, model), tmp_path / "fired" / folder,
-                                  reference["extra"]["history"], seconds, rng)
-        assert len(kills) >= KILLS_PER_MODEL, kills
-        assert {s for s, _ in kills} == {"SIGKILL", "SIGINT"}
-        a, b = _weights(tmp_path / "reference" / folder), _weights(tmp_path / "fired" / folder)
-        assert a.keys() == b.keys() and all(a[k].equal(b[k]) for k in a), f"{model} weights differ"
-        _, fired = find_checkpoint(tmp_path / "fired" / folder)
-        assert fired["extra"]["history"]["train"] == reference["extra"]["history"]["train"]
-        assert fired["made_from"] == reference["made_from"]    # the ar: same tokenizer, bit for bit
-        report[model] = kills
-    print(report)
+    kills, references = {}, {}
+    for model in ("tokenizer", "ar"):
+        seconds = _train_uninterrupted(_command(root / "reference", data, model))
+        _, references[model] = find_checkpoint(root / "reference" / model)
+        kills[model] = _train_under_fire(_command(root / "fired", data, model), root / "fired" / model,
+                                         references[model]["extra"]["history"], seconds, rng)
+    print(kills)
+    return root, data, kills, references
+
+
+@pytest.mark.parametrize("model", ["tokenizer", "ar"])
+def test_killed_training_resumes_bit_identically(runs, model):
+    root, _, kills, references = runs
+    assert len(kills[model]) >= KILLS_PER_MODEL, kills[model]
+    assert {s for s, _ in kills[model]} == {"SIGKILL", "SIGINT"}
+    a, b = _weights(root / "reference" / model), _weights(root / "fired" / model)
+    assert a.keys() == b.keys() and all(a[k].equal(b[k]) for k in a), f"{model} weights differ"
+    _, fired = find_checkpoint(root / "fired" / model)
+    assert fired["extra"]["history"]["train"] == references[model]["extra"]["history"]["train"]
+    assert fired["made_from"] == references[model]["made_from"]    # the ar: the same tokenizer, bit for bit
+
+
+def test_the_cli_refuses_to_mix_up_runs(runs, capsys):
+    """Each refusal is one line on stderr and exit code 2, and leaves the run as it was."""
+    root, data, _, _ = runs
+    run = root / "reference"
+    base = ["--profile", "smoke", "--out", str(run), "--data-dir", str(data),
+            "--set", f"data.cache_dir={data / 'cache'}", "train_tokenizer.checkpoint_every=2",
+            "train_ar.checkpoint_every=2"]
+    before = read_meta(run / "tokenizer")["weights_sha"]
+    cases = [(["train", "tokenizer", *base], "already holds a trained tokenizer; continue it with --resume"),
+             (["train", "tokenizer", *base, "train_tokenizer.lr=0.001", "--resume"],
+              "train_tokenizer.lr: 0.0003 -> 0.001"),
+             (["train", "ar", *base, "--seed", "1", "--resume"], "seed: 0 -> 1"),
+             (["train", "ar", *base, "train_ar.steps=10", "--resume"], "already trained 30 steps")]
+    for argv, message in cases:
+        assert main(argv) == 2, argv
+        err = capsys.readouterr().err
+        assert message in err and err.count("\n") == 1, err
+    assert read_meta(run / "tokenizer")["weights_sha"] == before
+    cfg = get_config("smoke")                                  # now "retrain" the tokenizer under the transformer
+    save_checkpoint(run / "tokenizer", Tokenizer(cfg), cfg, "tokenizer", 30)
+    assert main(["sample", "--checkpoint", str(run), "--pitch", "60", "--family", "keyboard",
+                 "--out", str(root / "samples")]) == 2
+    assert "retrain the transformer" in capsys.readouterr().err
