@@ -181,6 +181,7 @@ def cmd_reproduce(args: argparse.Namespace) -> None:
     from .notebooks import execute_notebook, notebook_sources
 
     cfg = _config(args)
+    overrides = parse_overrides(args.set)  # every notebook builds its config with them
     out = Path(args.out or f"runs/{cfg.profile}").resolve()
     sources = notebook_sources()
     if args.notebooks:
@@ -195,7 +196,8 @@ def cmd_reproduce(args: argparse.Namespace) -> None:
     for src in sources:
         t0 = time.time()
         print(f"running {src.name} (profile {cfg.profile}) ...", flush=True)
-        execute_notebook(src, cfg.profile, out, data_dir=data_dir, seed=cfg.seed, device=cfg.device)
+        execute_notebook(src, cfg.profile, out, data_dir=data_dir, seed=cfg.seed, device=cfg.device,
+                         overrides=overrides)
         print(f"  done in {time.time() - t0:.0f} s -> {out / src.stem}", flush=True)
     print(f"all outputs under {out}")
     if not args.notebooks and (out / "evaluation" / "metrics.json").exists():
