@@ -12,7 +12,10 @@
     mars reproduce  --profile smoke --out runs/smoke   dataset + every notebook + the report
 
 Every command takes ``--profile``, ``--seed`` and ``--set key=value`` overrides
-(e.g. ``--set audio.n_fft=512 cmx.mode=truncate``).  Bad input ends with a one-line
+(e.g. ``--set audio.n_fft=512 cmx.mode=truncate``).  ``--set`` accepts only the keys
+the command reads (:data:`USES`; ``reproduce`` hands them to every notebook, and
+``evaluate`` samples with its own ``ar.cfg_scale``/``temperature``/``top_k``/``top_p``,
+not the checkpoint's); any other key is refused.  Bad input ends with a one-line
 ``error: ...`` that names the problem, and exit code 2.
 """
 
@@ -25,20 +28,93 @@ import sys
 import time
 from pathlib import Path
 
-from .config import Config, get_config, parse_overrides
+from .config import Config, ConfigError, get_config, parse_overrides
 from .profiles import PROFILES
+
+
+# --- what each command reads from the config ---------------------------------------
+#
+# ``--set`` may change only what the command reads: anything else would be silently
+# ignored, so it is refused (exit code 2, naming the key).  An entry is a section
+# ("data"), one field ("ar.top_k"), or, after a "-", a field of such a section that the
+# command does not read.  "seed" and "device" say whether the command takes --seed and
+# --device; "*" is everything.  Models that a command loads from checkpoints bring
+# their own config, so e.g. ``evaluate`` reads no ``tokenizer.*`` or ``train_*``.
+AR_MODEL = ("ar.depth", "ar.width", "ar.heads", "ar.cond_dropout")        # shape and train a transformer
+AR_SAMPLING = ("ar.cfg_scale", "ar.temperature", "ar.top_k", "ar.top_p")  # read by the command that samples
+CLASSIFIER = ("eval.classifier_channels", "eval.classifier_embed", "train_classifier")
+USES: dict[str, tuple[str, ...]] = {
+    "data synth": ("seed", "audio.sample_rate", "data", "-data.cache_dir"),
+    "data info": ("data.root", "data.families", "data.pitch_min", "data.pitch_max", "data.velocities"),
+    "train tokenizer": ("seed", "device", "audio", "cmx", "data", "tokenizer", "train_tokenizer"),
+    "train ar": ("seed", "device", "audio", "cmx", "data", "tokenizer", *AR_MODEL, "train_ar"),
+    "train raster": ("seed", "device", "audio", "cmx", "data", "tokenizer", "-tokenizer.scales",  # one scale
+                     *AR_MODEL, "train_tokenizer", "train_ar", "eval.baseline_budget"),
+    "train truncation": ("seed", "device", "audio", "cmx.factor", "data", "tokenizer",  # cmx.mode: truncate
+                         *AR_MODEL, "train_tokenizer", "train_ar", "eval.baseline_budget"),
+    "train classifier": ("seed", "device", "audio", "data", *CLASSIFIER),
+    "evaluate": ("seed", "device", "audio", "data", "eval", "-eval.classifier_channels",
+                 "-eval.classifier_embed", "-eval.baseline_budget", *AR_SAMPLING),
+    "evaluate --train-classifier": ("seed", "device", "audio", "data", "eval", "-eval.baseline_budget",
+                                    "train_classifier", *AR_SAMPLING),
+    "reproduce": ("*",),  # everything the notebooks read
+}
+FLAGS = ("profile", "seed", "device")  # top-level fields with options of their own
 
 
 def _add_common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--profile", default="course", help=f"one of {', '.join(PROFILES)} (default: course)")
-    p.add_argument("--seed", type=int, default=0, help="random seed (default: 0)")
+    p.add_argument("--seed", type=int, default=None, help="random seed (default: the profile's, 0)")
     p.add_argument("--device", default=None, help="cpu or cuda (default: the profile's)")
     p.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE",
-                   help="override config fields, e.g. --set audio.n_fft=512 data.pitch_step=2")
+                   help="override config fields the command uses, e.g. --set audio.n_fft=512 data.pitch_step=2")
+
+
+def _command(args: argparse.Namespace) -> str:
+    """The command's name as :data:`USES` spells it, e.g. ``"train tokenizer"``."""
+    words = [args.command, getattr(args, "data_command", None), getattr(args, "model", None)]
+    return " ".join(w for w in words if w)
+
+
+def _flat_keys(overrides: dict, prefix: str = "") -> list[str]:
+    """Dotted keys of an overrides dict; a section given as a dict counts as its fields."""
+    keys = []
+    for key, value in overrides.items():
+        full = f"{prefix}{key}"
+        keys += _flat_keys(value, f"{full}.") if isinstance(value, dict) else [full]
+    return keys
+
+
+def _covers(entry: str, key: str) -> bool:
+    return entry == "*" or key == entry or key.startswith(entry + ".")
+
+
+def check_uses(command: str, keys: list[str], seed: bool = False, device: bool = False) -> None:
+    """Refuse (:class:`ConfigError`) an override, ``--seed`` or ``--device`` that ``command`` ignores."""
+    uses = USES[command]
+    used = [u for u in uses if not u.startswith("-") and u not in ("seed", "device")]
+    unused = [u[1:] for u in uses if u.startswith("-")]
+    but = {u: [n[len(u) + 1:] for n in unused if _covers(u, n)] for u in used}
+    listed = [u + (f" (not {', '.join(but[u])})" if but[u] else "") for u in used]
+    listed += [f"--{flag}" for flag in ("seed", "device") if flag in uses]
+    where = f"'mars {command}' (it uses: {', '.join(listed)})"
+    for key in keys:
+        if key in FLAGS:
+            raise ConfigError(f"--set {key} is not a config override; use --{key}")
+        if not any(_covers(u, key) for u in used) or any(_covers(n, key) for n in unused):
+            raise ConfigError(f"--set {key} is not used by {where}")
+    for flag, given in (("seed", seed), ("device", device)):
+        if given and flag not in uses and "*" not in uses:
+            raise ConfigError(f"--{flag} is not used by {where}")
 
 
 def _config(args: argparse.Namespace, **extra) -> Config:
-    over = {"seed": args.seed, **parse_overrides(args.set), **extra}
+    """The command's config: profile, --seed, --device, then ``--set`` (only keys the command uses)."""
+    over = parse_overrides(args.set)
+    get_config(args.profile, over)  # unknown keys and bad values first: they name the problem
+    command = _command(args) + (" --train-classifier" if getattr(args, "train_classifier", False) else "")
+    check_uses(command, _flat_keys(over), seed=args.seed is not None, device=args.device is not None)
+    over = {**({"seed": args.seed} if args.seed is not None else {}), **over, **extra}
     if args.device:
         over["device"] = args.device
     return get_config(args.profile, over)
@@ -66,19 +142,20 @@ def cmd_data_synth(args: argparse.Namespace) -> None:
     t0 = time.time()
     root = render_dataset(cfg, overwrite=args.overwrite)
     print(f"dataset ready at {root} ({time.time() - t0:.1f} s)")
-    _print_counts(root, cfg)
+    _print_counts(cfg)
 
 
 def cmd_data_info(args: argparse.Namespace) -> None:
     cfg = _config(args, **({"data.root": args.root} if args.root else {}))
-    _print_counts(Path(cfg.data.root), cfg)
+    _print_counts(cfg)
 
 
-def _print_counts(root: Path, cfg: Config) -> None:
-    from .data import read_examples
+def _print_counts(cfg: Config) -> None:
+    """Clips per split and family that ``cfg.data`` keeps (families, pitch range, velocities)."""
+    from .data import split_examples
 
     for split in ("train", "valid", "test"):
-        examples = read_examples(root, split, families=cfg.data.families)
+        examples = split_examples(cfg, split)
         by_family = collections.Counter(e.family_str for e in examples)
         print(f"{split:5} {len(examples):5} clips  " + ", ".join(f"{k} {v}" for k, v in sorted(by_family.items())))
 
@@ -213,6 +290,7 @@ def cmd_reproduce(args: argparse.Namespace) -> None:
     from .notebooks import execute_notebook, notebook_sources
 
     cfg = _config(args)
+    overrides = parse_overrides(args.set)  # every notebook builds its config with them
     out = Path(args.out or f"runs/{cfg.profile}").resolve()
     sources = notebook_sources()
     if args.notebooks:
@@ -227,7 +305,8 @@ def cmd_reproduce(args: argparse.Namespace) -> None:
     for src in sources:
         t0 = time.time()
         print(f"running {src.name} (profile {cfg.profile}) ...", flush=True)
-        execute_notebook(src, cfg.profile, out, data_dir=data_dir, seed=cfg.seed, device=cfg.device)
+        execute_notebook(src, cfg.profile, out, data_dir=data_dir, seed=cfg.seed, device=cfg.device,
+                         overrides=overrides)
         print(f"  done in {time.time() - t0:.0f} s -> {out / src.stem}", flush=True)
     print(f"all outputs under {out}")
     if not args.notebooks and (out / "evaluation" / "metrics.json").exists():

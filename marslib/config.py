@@ -321,8 +321,13 @@ def validate(cfg: Config) -> None:
     if not 0 < d.note_seconds <= d.render_seconds:
         raise ConfigError(f"need 0 < data.note_seconds ({d.note_seconds}) <= data.render_seconds "
                           f"({d.render_seconds})")
-    if set(d.velocities) - set(NSYNTH_VELOCITIES):
-        raise ConfigError(f"data.velocities must be among NSynth's {NSYNTH_VELOCITIES}")
+    if set(d.velocities) - set(NSYNTH_VELOCITIES) or not d.velocities:
+        raise ConfigError(f"data.velocities must be a non-empty subset of NSynth's {NSYNTH_VELOCITIES}, "
+                          f"got {d.velocities}")
+    for name in ("families", "velocities"):  # a repeat would render (and count) the same notes twice
+        values = getattr(d, name)
+        if len(set(values)) != len(values):
+            raise ConfigError(f"data.{name} lists a value twice: {values}")
     if len(d.split_fractions) != 3 or abs(sum(d.split_fractions) - 1) > 1e-6:
         raise ConfigError(f"data.split_fractions must be 3 numbers summing to 1, got {d.split_fractions}")
     if cfg.ar.width % cfg.ar.heads:

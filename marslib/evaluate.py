@@ -25,7 +25,10 @@ baseline and the truncation arm of the ablation.
 
 Results merge into ``<run>/evaluation/metrics.json`` (notebooks 04 and 05 add
 rows) and ``table.md``; each row records the fingerprints of the checkpoints it
-came from, so a report can refuse stale numbers (:func:`check_fresh`).
+came from, so a report can refuse stale numbers (:func:`check_fresh`), and each
+generated row the sampling settings it was made with (``ar.cfg_scale``,
+``temperature``, ``top_k``, ``top_p`` of the evaluating config, not of the
+checkpoints): one results file never mixes two settings.
 """
 
 from __future__ import annotations
@@ -59,6 +62,7 @@ SYSTEMS: dict[str, tuple[str, tuple[str, ...]]] = {
     "truncation_tokenizer": ("truncation tokenizer (ceiling)", ("truncate/tokenizer",)),
     "truncation": ("truncation arm (ablation)", ("truncate/tokenizer", "truncate/ar")),
 }
+GENERATED = ("mars", "raster", "truncation")  # the rows a model samples (generated_clips)
 CREPE_NAME = "CREPE-{capacity} layer-5, mean over {frames} frames"
 CLASSIFIER_NAME = "our pitch/family CNN (trunk)"
 
@@ -72,6 +76,7 @@ class ClipSet:
     pitch: np.ndarray                      # (N,) MIDI
     family: np.ndarray                     # (N,) index into NSYNTH_FAMILIES
     checkpoints: dict[str, str] = field(default_factory=dict)  # folder -> weights fingerprint
+    sampling: dict | None = None           # generated sets: the sampling settings (see sampling_settings)
 
 
 # --- the clip sets -----------------------------------------------------------------------
@@ -152,25 +157,34 @@ def tokenizer_clips(cfg: Config, run: Path, test: ClipSet, seed: int, arm: str =
     return ClipSet(name, torch.cat(waves).numpy(), test.pitch, test.family, prints)
 
 
+def sampling_settings(cfg: Config) -> dict:
+    """How the generated rows sample: ``cfg.ar``'s guidance scale, temperature, top-k and top-p.
+
+    They are the evaluating config's (``mars evaluate --set ar.cfg_scale=4``), not the
+    checkpoints': sampling belongs to the command that samples.
+    """
+    a = cfg.ar
+    return {"cfg_scale": a.cfg_scale, "temperature": a.temperature, "top_k": a.top_k, "top_p": a.top_p}
+
+
 @torch.no_grad()
 def generated_clips(cfg: Config, run: Path, test: ClipSet, seed: int, system: str = "mars") -> ClipSet:
     """Sample ``eval.clips_per_condition`` clips per test condition with a trained system.
 
     ``system``: ``"mars"`` (``<run>/ar``), ``"truncation"`` (``<run>/truncate/ar``)
-    or ``"raster"`` (``<run>/raster``).  Guidance strength: the model's ``ar.cfg_scale``.
+    or ``"raster"`` (``<run>/raster``).  Sampling: :func:`sampling_settings` of ``cfg``.
     """
     from .autoregressor import sample_tokens, tokens_to_audio
     from .autoregressor.training import load_ar, load_raster
 
     prints = _fingerprints(run, SYSTEMS[system][1])
+    settings = sampling_settings(cfg)
     if system == "raster":
         model, tokenizer = load_raster(run, device=cfg.device)
-        scale = tokenizer.cfg.ar.cfg_scale
-        sample = lambda p, f, s: [model.sample(p, f, cfg_scale=scale, seed=s)]  # noqa: E731
+        sample = lambda p, f, s: [model.sample(p, f, seed=s, **settings)]  # noqa: E731
     else:
         model, tokenizer = load_ar(run / "truncate" if system == "truncation" else run, device=cfg.device)
-        scale = tokenizer.cfg.ar.cfg_scale
-        sample = lambda p, f, s: sample_tokens(model, tokenizer, p, f, cfg_scale=scale, seed=s)  # noqa: E731
+        sample = lambda p, f, s: sample_tokens(model, tokenizer, p, f, seed=s, **settings)  # noqa: E731
     reps = cfg.eval.clips_per_condition
     pitch, family = np.tile(test.pitch, reps), np.tile(test.family, reps)
     waves = []
@@ -178,7 +192,7 @@ def generated_clips(cfg: Config, run: Path, test: ClipSet, seed: int, system: st
         p, f = torch.as_tensor(pitch[sl]).to(cfg.device), torch.as_tensor(family[sl]).to(cfg.device)
         _, wave = tokens_to_audio(tokenizer, sample(p, f, seed + i), seed=seed + i)
         waves.append(wave.cpu())
-    return ClipSet(system, torch.cat(waves).numpy(), pitch, family, prints)
+    return ClipSet(system, torch.cat(waves).numpy(), pitch, family, prints, settings)
 
 
 def make_clips(system: str, cfg: Config, run: Path, test: ClipSet) -> ClipSet:
@@ -292,7 +306,10 @@ def evaluate(cfg: Config, run: str | Path, systems: list[str] | None = None, pro
     """Score ``systems`` (default: every row whose checkpoints exist) and merge them into the results.
 
     ``MARS`` itself must exist; asking for a row whose checkpoint is missing is a
-    :class:`CheckpointError` naming it.  Writes ``<run>/evaluation/{metrics.json, table.md}``.
+    :class:`CheckpointError` naming it.  Generated rows sample with ``cfg``'s
+    :func:`sampling_settings` and record them; saved generated rows made with other
+    settings are dropped, as rows of another judge are.  Writes
+    ``<run>/evaluation/{metrics.json, table.md}``.
     """
     run = Path(run)
     if systems is None:
@@ -308,6 +325,11 @@ def evaluate(cfg: Config, run: str | Path, systems: list[str] | None = None, pro
     results = json.loads(path.read_text()) if path.exists() else {}
     if results.get("signature") != judge.signature:  # other judge, other numbers: start afresh
         results = {"signature": judge.signature, "rows": {}}
+    settings = sampling_settings(cfg)
+    other = [k for k, row in results["rows"].items() if k in GENERATED and row.get("sampling") != settings]
+    if other:  # other sampling, other numbers: one table never mixes two settings
+        print(f"dropping saved rows {', '.join(other)}: sampled with other settings than {settings}")
+        results["rows"] = {k: row for k, row in results["rows"].items() if k not in other}
     e = cfg.eval
     results["embeddings"] = {"crepe": CREPE_NAME.format(capacity=e.crepe_capacity, frames=e.crepe_frames),
                              "classifier": CLASSIFIER_NAME,
@@ -316,6 +338,8 @@ def evaluate(cfg: Config, run: str | Path, systems: list[str] | None = None, pro
         t0 = time.perf_counter()
         clips = make_clips(name, cfg, run, test)
         row = {"label": SYSTEMS[name][0], "n": len(clips.waves), "checkpoints": clips.checkpoints}
+        if clips.sampling is not None:
+            row["sampling"] = clips.sampling
         row |= judge.score(clips)
         row["seconds"] = round(time.perf_counter() - t0, 1)
         results["rows"][name] = row
@@ -326,7 +350,8 @@ def evaluate(cfg: Config, run: str | Path, systems: list[str] | None = None, pro
 
 def fresh_rows(cfg: Config, run: str | Path) -> dict[str, dict]:
     """Rows of ``<run>/evaluation/metrics.json`` that :func:`evaluate` would keep: scored by the
-    judge ``cfg`` describes, from checkpoints that have not changed since."""
+    judge ``cfg`` describes, from checkpoints that have not changed since, and (generated rows)
+    sampled with ``cfg``'s :func:`sampling_settings`."""
     run = Path(run)
     path = run / "evaluation" / "metrics.json"
     if not path.exists():
@@ -334,8 +359,10 @@ def fresh_rows(cfg: Config, run: str | Path) -> dict[str, dict]:
     saved = json.loads(path.read_text())
     if saved["signature"] != judge_signature(cfg, _current_sha(run, "classifier"), len(_test_examples(cfg))):
         return {}
+    settings = sampling_settings(cfg)
     return {name: row for name, row in saved["rows"].items()
-            if all(_current_sha(run, folder) == sha for folder, sha in row["checkpoints"].items())}
+            if all(_current_sha(run, folder) == sha for folder, sha in row["checkpoints"].items())
+            and (name not in GENERATED or row.get("sampling") == settings)}
 
 
 def check_fresh(results: dict, run: str | Path) -> None:
@@ -384,6 +411,10 @@ def results_table(results: dict, level: str = "###") -> str:
         out.append("")
     emb = results["embeddings"]
     out.append(f"Embeddings: CREPE = {emb['crepe']}; clf = {emb['classifier']}. {emb['fad_note']}.")
+    settings = {json.dumps(row["sampling"]) for row in results["rows"].values() if "sampling" in row}
+    for text in sorted(settings):
+        out.append("Generated rows sample with " + ", ".join(f"{k} {v:g}" for k, v in json.loads(text).items())
+                   + " (top_k/top_p 0 = off).")
     return "\n".join(out) + "\n"
 
 

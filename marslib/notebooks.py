@@ -8,7 +8,9 @@ twin is committed without outputs.  Executed copies go to the run directory::
     runs/<profile>/01_stft_and_cmx/*.png                 figures it drew
 
 Every notebook takes the same papermill parameters: ``profile``, ``seed``,
-``device``, ``data_dir``, ``out_dir``.
+``device``, ``data_dir``, ``out_dir`` and ``overrides`` (config overrides as a JSON
+object string, e.g. ``'{"ar.cfg_scale": 4.0}'``); each records the overrides and the
+config they resolved to under ``"run"`` in its ``results.json``.
 """
 
 from __future__ import annotations
@@ -57,8 +59,12 @@ def sync_pair(source: Path) -> Path:
 
 
 def execute_notebook(source: Path, profile: str, out_dir: Path, data_dir: Path | None = None,
-                     seed: int = 0, device: str = "cpu", timeout: int = 3600) -> dict:
+                     seed: int = 0, device: str = "cpu", timeout: int = 3600,
+                     overrides: dict | None = None) -> dict:
     """Run one notebook with papermill; return the ``results.json`` it wrote.
+
+    ``overrides`` (dotted config keys -> values, as ``get_config`` takes them) reach
+    the notebook's config through its ``overrides`` parameter.
 
     Raises ``RuntimeError`` naming the notebook if it fails or writes no results.
     """
@@ -68,7 +74,8 @@ def execute_notebook(source: Path, profile: str, out_dir: Path, data_dir: Path |
     executed = out_dir / "notebooks" / paired_ipynb(source).name
     executed.parent.mkdir(parents=True, exist_ok=True)
     params = {"profile": profile, "seed": seed, "device": device, "out_dir": str(out_dir),
-              "data_dir": str(Path(data_dir).resolve()) if data_dir else ""}
+              "data_dir": str(Path(data_dir).resolve()) if data_dir else "",
+              "overrides": json.dumps(overrides or {})}
     try:
         pm.execute_notebook(str(paired_ipynb(source)), str(executed), parameters=params,
                             kernel_name="python3", cwd=str(source.parent), progress_bar=False,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import random
 import statistics
@@ -30,11 +31,31 @@ def resolve_device(name: str) -> torch.device:
     return torch.device(name)
 
 
+def as_overrides(overrides: dict | str | None) -> dict:
+    """Config overrides as a dict: the notebooks' ``overrides`` parameter is a JSON object string
+    (``'{"ar.cfg_scale": 4.0}'``, what papermill and ``mars reproduce --set`` pass), or a dict."""
+    if not overrides:
+        return {}
+    if isinstance(overrides, str):
+        try:
+            overrides = json.loads(overrides)
+        except json.JSONDecodeError as err:
+            raise ConfigError(f"overrides must be a JSON object such as '{{\"ar.cfg_scale\": 4.0}}', "
+                              f"got {overrides!r} ({err})") from err
+    if not isinstance(overrides, dict):
+        raise ConfigError(f"overrides must map config keys to values, got {overrides!r}")
+    for key in ("profile", "seed", "device"):
+        if key in overrides:
+            raise ConfigError(f"{key!r} is a parameter of its own, not an override; set {key} = ... instead")
+    return dict(overrides)
+
+
 def setup_run(name: str, profile: str, seed: int = 0, device: str = "cpu", data_dir: str = "",
-              out_dir: str = "", overrides: dict | None = None) -> tuple[Config, Path]:
+              out_dir: str = "", overrides: dict | str | None = None) -> tuple[Config, Path]:
     """What the first cell of every notebook does with its papermill parameters.
 
-    Builds the profile's config (``data_dir`` overrides ``data.root``; relative
+    Builds the profile's config with ``overrides`` (dotted keys, a dict or a JSON
+    string, see :func:`as_overrides`; ``data_dir`` overrides ``data.root``; relative
     paths become absolute so the notebook's working folder does not matter),
     seeds everything, and creates ``<out_dir>/<name>/`` for the notebook's
     figures and ``results.json``.
@@ -42,7 +63,7 @@ def setup_run(name: str, profile: str, seed: int = 0, device: str = "cpu", data_
     Returns:
         ``(cfg, out)`` with ``out`` the notebook's output folder.
     """
-    over = {"seed": seed, "device": device, **(overrides or {})}
+    over = {"seed": seed, "device": device, **as_overrides(overrides)}
     if data_dir:
         over["data.root"] = data_dir
     cfg = get_config(profile, over)
@@ -54,6 +75,17 @@ def setup_run(name: str, profile: str, seed: int = 0, device: str = "cpu", data_
     out = Path(out_dir or root / "runs" / profile).resolve() / name
     out.mkdir(parents=True, exist_ok=True)
     return cfg, out
+
+
+def run_record(cfg: Config, overrides: dict | str | None = None) -> dict:
+    """What a notebook's ``results.json`` records about its run: the overrides it was given,
+    the config they resolved to, and how many clips per split the dataset holds that
+    ``cfg.data`` keeps (None where no dataset has been rendered yet)."""
+    from .data import SPLITS, split_dir, split_examples  # data imports this module
+
+    dataset = {split: len(split_examples(cfg, split)) for split in SPLITS
+               if (split_dir(cfg.data.root, split) / "examples.json").is_file()}
+    return {"overrides": as_overrides(overrides), "config": cfg.to_dict(), "dataset": dataset or None}
 
 
 def atomic_write(path: Path, write: Callable[[str], object]) -> None:

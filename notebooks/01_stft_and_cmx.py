@@ -40,6 +40,7 @@ seed = 0
 device = "cpu"
 data_dir = ""
 out_dir = ""
+overrides = "{}"  # config overrides, a JSON object: '{"ar.cfg_scale": 4.0}'
 
 # %%
 import dataclasses
@@ -60,7 +61,7 @@ from marslib.plotting import (FigureSaver, plot_chessboard, plot_cmx_channels, p
                               plot_waveform)
 from marslib.widgets import stft_cmx_explorer
 
-cfg, out = marslib.runtime.setup_run("01_stft_and_cmx", profile, seed, device, data_dir, out_dir)
+cfg, out = marslib.runtime.setup_run("01_stft_and_cmx", profile, seed, device, data_dir, out_dir, overrides)
 a = cfg.audio
 sr = a.sample_rate
 save = FigureSaver(out)  # save(fig, name) writes out/<name>.png
@@ -555,6 +556,7 @@ view = explorer.update(n_fft=a.n_fft, hop=a.hop_length, r=r)  # leave it at the 
 results = {
     "profile": cfg.profile,
     "seed": seed,
+    "run": marslib.runtime.run_record(cfg, overrides),  # the overrides, the config they gave, the clips per split
     "note": {"instrument": piano.name, "program": piano.program, "pitch": pitch, "velocity": velocity},
     "spectrogram_shape": list(cfg.spec_shape),                      # [F, T]
     "cmx_input_shape": list(x_BCft.shape[1:]),                      # [C, F/r, T/r]

@@ -43,6 +43,7 @@ seed = 0
 device = "cpu"
 data_dir = ""
 out_dir = ""
+overrides = "{}"  # config overrides, a JSON object: '{"ar.cfg_scale": 4.0}'
 
 # %%
 import inspect
@@ -62,12 +63,12 @@ from marslib.data import ensure_dataset, load_features
 from marslib.metrics import log_spectral_distance, spectral_convergence
 from marslib.plotting import (FigureSaver, plot_codebook_usage, plot_scale_pyramid, plot_spectrogram,
                               plot_training_curves)
-from marslib.runtime import setup_run
+from marslib.runtime import run_record, setup_run
 from marslib.tokenizer import MultiScaleQuantizer, Tokenizer
 from marslib.tokenizer.training import fit_tokenizer, reconstruction_report
 from marslib.widgets import scale_scrubber
 
-cfg, out = setup_run("02_tokenizer", profile, seed, device, data_dir, out_dir)
+cfg, out = setup_run("02_tokenizer", profile, seed, device, data_dir, out_dir, overrides)
 run = out.parent / "tokenizer"  # shared with `mars train tokenizer --out <out_dir>` and notebook 03
 a, tok = cfg.audio, cfg.tokenizer
 sr = a.sample_rate
@@ -609,6 +610,7 @@ print({k: v for k, v in vars(cfg.train_tokenizer).items()})
 results = {
     "profile": cfg.profile,
     "seed": seed,
+    "run": run_record(cfg, overrides),  # the overrides, the config they gave, the clips per split
     "input_shape": list(cfg.input_shape),                           # [C, F/r, T/r]
     "latent_shape": [H, W],
     "scales": [list(s) for s in tok.scales],

@@ -45,6 +45,7 @@ seed = 0
 device = "cpu"
 data_dir = ""
 out_dir = ""
+overrides = "{}"  # config overrides, a JSON object: '{"ar.cfg_scale": 4.0}'
 
 # %%
 import contextlib
@@ -66,12 +67,12 @@ from marslib.config import NSYNTH_FAMILIES, get_config
 from marslib.data import load_features
 from marslib.metrics import estimate_pitch, pitch_accuracy
 from marslib.plotting import FigureSaver, plot_ar_history, plot_attention_mask, plot_spectrogram
-from marslib.runtime import seed_everything, setup_run
+from marslib.runtime import run_record, seed_everything, setup_run
 from marslib.tokenizer import MultiScaleQuantizer, Tokenizer
 from marslib.tokenizer.training import fit_tokenizer
 from marslib.widgets import cfg_explorer
 
-cfg, out = setup_run("03_next_scale_autoregression", profile, seed, device, data_dir, out_dir)
+cfg, out = setup_run("03_next_scale_autoregression", profile, seed, device, data_dir, out_dir, overrides)
 run = out.parent  # the run folder: tokenizer/ (notebook 02) and ar/ (this notebook) live here
 dev = torch.device(cfg.device)
 sr = cfg.audio.sample_rate
@@ -722,6 +723,7 @@ print(f"generate + Griffin-Lim ({cfg.audio.griffin_lim_iters} iterations, timed 
 results = {
     "profile": cfg.profile,
     "seed": seed,
+    "run": run_record(cfg, overrides),  # the overrides, the config they gave, the clips per split
     "scales": [list(s) for s in scales],
     "latent_shape": [h, w],
     "tokens_per_clip": L,

@@ -60,6 +60,7 @@ seed = 0
 device = "cpu"
 data_dir = ""
 out_dir = ""
+overrides = "{}"  # config overrides, a JSON object: '{"ar.cfg_scale": 4.0}'
 
 # %%
 import inspect
@@ -86,10 +87,10 @@ from marslib.metrics import (SpectrogramClassifier, classifier_accuracy, classif
                              inception_score, kernel_inception_distance, load_crepe, ndb, nearest_neighbours)
 from marslib.metrics.crepe import CENTS_OFFSET, CENTS_PER_BIN, PITCH_BINS
 from marslib.plotting import FigureSaver, plot_confusion_matrix, plot_evaluation_bars, plot_spectrogram
-from marslib.runtime import seed_everything, setup_run
+from marslib.runtime import run_record, seed_everything, setup_run
 from marslib.tokenizer.training import fit_tokenizer
 
-cfg, out = setup_run("04_evaluation", profile, seed, device, data_dir, out_dir)
+cfg, out = setup_run("04_evaluation", profile, seed, device, data_dir, out_dir, overrides)
 run = out.parent  # the run folder: tokenizer/, ar/ (notebooks 02-03), raster*/, classifier/, evaluation/
 dev = torch.device(cfg.device)
 sr = cfg.audio.sample_rate
@@ -856,6 +857,7 @@ display(HTML(html + "</table>"))
 results_json = {
     "profile": cfg.profile,
     "seed": seed,
+    "run": run_record(cfg, overrides),  # the overrides, the config they gave, the clips per split
     "classifier": {key: clf_acc[key] for key in ("pitch_acc", "pitch_within_1", "family_acc", "n")},
     "examples": {
         "fd": fd_example,

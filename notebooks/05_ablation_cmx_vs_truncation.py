@@ -48,6 +48,7 @@ seed = 0
 device = "cpu"
 data_dir = ""
 out_dir = ""
+overrides = "{}"  # config overrides, a JSON object: '{"ar.cfg_scale": 4.0}'
 
 # %%
 import inspect
@@ -68,10 +69,10 @@ from marslib.evaluate import COLUMNS, ClipSet, evaluate, fresh_rows, make_clips,
 from marslib.metrics import crepe_embeddings, fit_classifier, frechet_distance
 from marslib.plotting import FigureSaver, plot_spectrogram
 from marslib.report import paper_claims
-from marslib.runtime import seed_everything, setup_run
+from marslib.runtime import run_record, seed_everything, setup_run
 from marslib.tokenizer.training import fit_tokenizer, reconstruction_report
 
-cfg, out = setup_run("05_ablation_cmx_vs_truncation", profile, seed, device, data_dir, out_dir)
+cfg, out = setup_run("05_ablation_cmx_vs_truncation", profile, seed, device, data_dir, out_dir, overrides)
 run = out.parent  # the run folder: tokenizer/, ar/ (MARS), classifier/, truncate/ (this notebook)
 a = cfg.audio
 sr, r = a.sample_rate, cfg.cmx.factor
@@ -595,6 +596,7 @@ display(Markdown(conclusion))
 results = {
     "profile": cfg.profile,
     "seed": seed,
+    "run": run_record(cfg, overrides),  # the overrides, the config they gave, the clips per split
     "budgets": budgets,
     "tokens_per_clip": tokens,
     "input_shapes": {"cmx": list(cfg.input_shape), "truncation": list(tcfg.input_shape)},
