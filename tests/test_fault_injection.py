@@ -35,7 +35,7 @@ pytestmark = pytest.mark.slow
 def _command(run: Path, data: Path, model: str) -> list[str]:
     return [sys.executable, "-m", "marslib.cli", "train", model, "--profile", "smoke", "--out", str(run),
             "--data-dir", str(data), "--resume", "--set", f"data.cache_dir={data / 'cache'}",
-            "train_tokenizer.checkpoint_every=2", "train_ar.checkpoint_every=2"]
+            f"train_{model}.checkpoint_every=2"]
 
 
 class _Training:
@@ -133,15 +133,15 @@ def test_the_cli_refuses_to_mix_up_runs(runs, capsys):
     """Each refusal is one line on stderr and exit code 2, and leaves the run as it was."""
     root, data, _, _ = runs
     run = root / "reference"
-    base = ["--profile", "smoke", "--out", str(run), "--data-dir", str(data),
-            "--set", f"data.cache_dir={data / 'cache'}", "train_tokenizer.checkpoint_every=2",
-            "train_ar.checkpoint_every=2"]
+    def base(model):
+        return ["train", model, "--profile", "smoke", "--out", str(run), "--data-dir", str(data),
+                "--set", f"data.cache_dir={data / 'cache'}", f"train_{model}.checkpoint_every=2"]
+
     before = read_meta(run / "tokenizer")["weights_sha"]
-    cases = [(["train", "tokenizer", *base], "already holds a trained tokenizer; continue it with --resume"),
-             (["train", "tokenizer", *base, "train_tokenizer.lr=0.001", "--resume"],
-              "train_tokenizer.lr: 0.0003 -> 0.001"),
-             (["train", "ar", *base, "--seed", "1", "--resume"], "seed: 0 -> 1"),
-             (["train", "ar", *base, "train_ar.steps=10", "--resume"], "already trained 30 steps")]
+    cases = [(base("tokenizer"), "already holds a trained tokenizer; continue it with --resume"),
+             ([*base("tokenizer"), "train_tokenizer.lr=0.001", "--resume"], "train_tokenizer.lr: 0.0003 -> 0.001"),
+             ([*base("ar"), "--seed", "1", "--resume"], "seed: 0 -> 1"),
+             ([*base("ar"), "train_ar.steps=10", "--resume"], "already trained 30 steps")]
     for argv, message in cases:
         assert main(argv) == 2, argv
         err = capsys.readouterr().err
