@@ -71,8 +71,11 @@ def truncation_config(cfg: Config) -> Config:
     return baseline_config(representation_config(cfg, "truncate"))
 
 
-def fit_truncation(cfg: Config, run: str | Path, progress: bool = True):
+def fit_truncation(cfg: Config, run: str | Path, resume: bool = True, overwrite: bool = False,
+                   progress: bool = True):
     """Train (or resume, or just load) the truncation arm under ``<run>/truncate``.
+
+    ``resume`` / ``overwrite`` as in :func:`marslib.train.train`, for both of its models.
 
     Returns ``(transformer, tokenizer)`` in eval mode.
     """
@@ -80,8 +83,8 @@ def fit_truncation(cfg: Config, run: str | Path, progress: bool = True):
     from .tokenizer.training import fit_tokenizer
 
     tcfg, arm = truncation_config(cfg), Path(run) / TRUNCATE_DIR
-    tokenizer, _ = fit_tokenizer(tcfg, arm / "tokenizer", resume=True, progress=progress)
-    model, _ = fit_ar(tcfg, arm, resume=True, progress=progress)
+    tokenizer, _ = fit_tokenizer(tcfg, arm / "tokenizer", resume=resume, overwrite=overwrite, progress=progress)
+    model, _ = fit_ar(tcfg, arm, resume=resume, overwrite=overwrite, progress=progress)
     return model, tokenizer
 
 

@@ -16,6 +16,7 @@ for every ``n_fft``.  Defined in notebook 01.
 from __future__ import annotations
 
 import os
+import struct
 from pathlib import Path
 
 import numpy as np
@@ -47,6 +48,29 @@ def validate_waveform(y: np.ndarray | torch.Tensor, name: str = "waveform") -> N
         raise AudioError(f"{name} is silent (peak below {SILENCE_PEAK:g}, i.e. -80 dBFS)")
 
 
+def wav_declared_frames(path: str | os.PathLike) -> int | None:
+    """Frames a WAV file's header promises: ``data`` chunk bytes / block align.
+
+    libsndfile (``sf.info(path).frames``) counts what the file *holds*, so a wav cut
+    in half reads as a shorter, valid-looking clip; the RIFF header still says how
+    long it was meant to be.  Returns None for other formats (FLAC, OGG: their
+    decoders fail on truncation) and for streamed wavs whose size field is unset.
+    """
+    with open(path, "rb") as f:
+        head = f.read(12)
+        if len(head) < 12 or head[:4] != b"RIFF" or head[8:] != b"WAVE":
+            return None
+        block_align = 0
+        while len(chunk := f.read(8)) == 8:
+            name, size = chunk[:4], struct.unpack("<I", chunk[4:])[0]
+            if name == b"data":
+                return size // block_align if block_align and size not in (0, 0xFFFFFFFF) else None
+            body = f.read(size + size % 2)  # chunks are padded to an even size
+            if name == b"fmt " and len(body) >= 14:
+                block_align = struct.unpack("<H", body[12:14])[0]  # tag, channels, rate, bytes/s, align
+    return None
+
+
 def load_audio(path: str | os.PathLike, sample_rate: int, *, resample: bool = True) -> np.ndarray:
     """Read a sound file as mono float32 at ``sample_rate``.
 
@@ -60,8 +84,8 @@ def load_audio(path: str | os.PathLike, sample_rate: int, *, resample: bool = Tr
 
     Raises:
         FileNotFoundError: no such file.
-        AudioError: corrupt/undecodable, empty, NaN/Inf, silent, or wrong rate with
-            ``resample=False``.
+        AudioError: corrupt/undecodable, truncated (a wav holding fewer samples than
+            its header declares), empty, NaN/Inf, silent, or wrong rate with ``resample=False``.
     """
     path = Path(path)
     if not path.is_file():
@@ -70,6 +94,11 @@ def load_audio(path: str | os.PathLike, sample_rate: int, *, resample: bool = Tr
         y, sr = sf.read(path, dtype="float32", always_2d=True)
     except Exception as err:  # libsndfile raises its own error types
         raise AudioError(f"could not decode {path}: {err}. Is it a valid wav/flac/ogg file?") from err
+    declared = wav_declared_frames(path)
+    if declared is not None and len(y) < declared:
+        raise AudioError(f"{path} is truncated: its WAV header declares {declared} samples but the file "
+                         f"holds only {len(y)} (an interrupted write, copy or download?); "
+                         f"re-render or re-download it")
     y = y.mean(axis=1)  # (N, channels) -> mono (N,)
     validate_waveform(y, name=str(path))
     if sr != sample_rate:

@@ -1,14 +1,24 @@
-"""Checkpoints: ``safetensors`` weights + a small JSON, written atomically.
+"""Checkpoints that survive a kill at any instant.
 
-A checkpoint ``<dir>/<name>`` is three files::
+A training run's folder holds its checkpoints, each a directory that appears whole
+or not at all::
 
-    <name>.safetensors        model weights
-    <name>.state.safetensors  optimiser tensors and the torch RNG state (for exact resume)
-    <name>.json               config, step, kind, scheduler state, history; written last
+    <run>/ckpt-000007/            the newest complete checkpoint
+        model.safetensors         model weights
+        state.safetensors         optimiser tensors + torch RNG state (for exact resume)
+        meta.json                 kind, step, config, history, what the run was made from,
+                                  and the size + sha256 of both tensor files; written last
+    <run>/ckpt-000006/            the previous one, kept as a fall-back
+    <run>/history.json            a copy of the history, for plotting
 
-Each file is written to a temporary name and renamed, and the JSON (written last)
-records a fingerprint of both tensor files, so a half-written or mismatched set
-is detected on load instead of silently resuming from garbage.
+Why directories: a checkpoint is several files, and no filesystem renames several
+files at once.  So we write them into a hidden ``.tmp-*`` directory and *rename the
+directory* into place (one atomic step on POSIX), with a new, higher sequence
+number; only then is the oldest checkpoint deleted.  A kill while writing leaves a
+``.tmp-*`` directory that nobody reads (and the next save removes); a kill while
+deleting leaves an older checkpoint half gone, which the loader skips.  Loading
+takes the newest checkpoint whose files match their recorded fingerprints and says
+so when it has to fall back to an older one.
 """
 
 from __future__ import annotations
@@ -16,6 +26,10 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
+import os
+import shutil
+import sys
+import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -24,15 +38,34 @@ from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
 from .config import Config
-from .runtime import atomic_write
+
+PREFIX = "ckpt-"
+KEEP = 2  # the newest checkpoint and one fall-back
 
 
 class CheckpointError(ValueError):
     """A checkpoint is missing, incomplete, corrupt or made for another config."""
 
 
-def _fingerprint(path: Path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()[:16]
+# ---------------------------------------------------------------------------
+# Writing
+# ---------------------------------------------------------------------------
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()[:16]
+
+
+def _fsync(path: Path) -> None:
+    """Flush a file or directory to disk, so a power cut cannot reorder the rename before the data."""
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
 
 
 def _flatten_optimizer(state: dict) -> tuple[dict[str, torch.Tensor], dict]:
@@ -56,72 +89,172 @@ def _unflatten_optimizer(tensors: dict[str, torch.Tensor], meta: dict) -> dict:
     return {"state": state, "param_groups": meta["param_groups"]}
 
 
-def save_checkpoint(directory: str | Path, name: str, model: torch.nn.Module, cfg: Config, kind: str,
-                    step: int, optimizer: torch.optim.Optimizer | None = None, scheduler: Any = None,
-                    extra: dict | None = None) -> Path:
-    """Write ``<directory>/<name>.*`` atomically; returns the JSON path."""
-    directory = Path(directory)
-    weights = directory / f"{name}.safetensors"
-    state_file = directory / f"{name}.state.safetensors"
-    model_tensors = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
-    atomic_write(weights, lambda tmp: save_file(model_tensors, tmp))
-    meta: dict[str, Any] = {"kind": kind, "step": step, "config": cfg.to_dict(), "extra": extra or {},
-                            "weights_sha": _fingerprint(weights)}
-    if optimizer is not None:
-        tensors, meta["optimizer"] = _flatten_optimizer(optimizer.state_dict())
-        tensors["rng.torch"] = torch.get_rng_state()
-        atomic_write(state_file, lambda tmp: save_file(tensors, tmp))
-        meta["state_sha"] = _fingerprint(state_file)
-        meta["scheduler"] = scheduler.state_dict() if scheduler is not None else None
-    path = directory / f"{name}.json"
-    atomic_write(path, lambda tmp: Path(tmp).write_text(json.dumps(meta, indent=1)))
-    return path
+def _sequence(path: Path) -> int:
+    return int(path.name[len(PREFIX):])
 
 
-def read_meta(directory: str | Path, name: str) -> dict:
-    """The JSON part of a checkpoint, with clear errors if it is missing or broken."""
-    path = Path(directory) / f"{name}.json"
-    if not path.exists():
-        raise CheckpointError(f"no checkpoint at {path}; train one first "
-                              f"(`mars train tokenizer`, then `mars train ar`, with the same --out)")
-    try:
-        return json.loads(path.read_text())
-    except json.JSONDecodeError as err:
-        raise CheckpointError(f"checkpoint metadata {path} is corrupt: {err}") from err
+def _all_checkpoints(directory: Path) -> list[Path]:
+    """Every ``ckpt-N`` directory, newest (highest N) first, complete or not."""
+    if not directory.is_dir():
+        return []
+    found = [p for p in directory.iterdir()
+             if p.is_dir() and p.name.startswith(PREFIX) and p.name[len(PREFIX):].isdigit()]
+    return sorted(found, key=_sequence, reverse=True)
 
 
-def load_checkpoint(directory: str | Path, name: str, model: torch.nn.Module, kind: str,
-                    cfg: Config | None = None, optimizer: torch.optim.Optimizer | None = None,
-                    scheduler: Any = None) -> dict:
-    """Load weights (and, if given, optimiser/scheduler/RNG state) into the objects.
+def save_checkpoint(directory: str | Path, model: torch.nn.Module, cfg: Config, kind: str, step: int,
+                    optimizer: torch.optim.Optimizer | None = None, scheduler: Any = None,
+                    extra: dict | None = None, made_from: dict[str, str] | None = None,
+                    keep: int = KEEP) -> Path:
+    """Write a new checkpoint into ``directory`` atomically; returns its folder.
 
-    Checks that the checkpoint is of ``kind`` ("tokenizer", "ar", ...), that its
-    files belong together, and (if ``cfg`` is given) that its model config equals
-    ``cfg``'s.  Returns the metadata dict.
+    Args:
+        kind: "tokenizer", "ar", "raster", "classifier": checked on load.
+        optimizer, scheduler: saved (with the torch RNG state) for exact resume.
+        extra: JSON-serialisable run state (the history).
+        made_from: fingerprints of the checkpoints this model depends on,
+            e.g. ``{"tokenizer": "<weights sha>"}`` for the transformer.
+        keep: complete checkpoints to keep (older ones are deleted after the new
+            one is in place).
     """
     directory = Path(directory)
-    meta = read_meta(directory, name)
-    if meta.get("kind") != kind:
-        raise CheckpointError(f"{directory / name} is a {meta.get('kind')!r} checkpoint, not {kind!r}")
-    if cfg is not None:
-        _check_same_model(Config.from_dict(meta["config"]), cfg, kind, directory / name)
-    weights = directory / f"{name}.safetensors"
-    if not weights.exists() or _fingerprint(weights) != meta["weights_sha"]:
-        raise CheckpointError(f"{weights} is missing or does not match {name}.json "
-                              f"(interrupted write?); delete the checkpoint and retrain")
+    directory.mkdir(parents=True, exist_ok=True)
+    for stale in directory.glob(".tmp-*"):  # left by a writer that was killed
+        shutil.rmtree(stale, ignore_errors=True)
+    existing = _all_checkpoints(directory)
+    final = directory / f"{PREFIX}{(_sequence(existing[0]) + 1) if existing else 1:06d}"
+    tmp = Path(tempfile.mkdtemp(dir=directory, prefix=f".tmp-{final.name}-"))
     try:
-        tensors = load_file(weights)
+        files = {"model": {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}}
+        meta: dict[str, Any] = {"kind": kind, "step": step, "config": cfg.to_dict(), "extra": extra or {},
+                                "made_from": made_from or {}, "files": {}}
+        if optimizer is not None:
+            files["state"], meta["optimizer"] = _flatten_optimizer(optimizer.state_dict())
+            files["state"]["rng.torch"] = torch.get_rng_state()
+            meta["scheduler"] = scheduler.state_dict() if scheduler is not None else None
+        for name, tensors in files.items():
+            path = tmp / f"{name}.safetensors"
+            save_file(tensors, path)
+            _fsync(path)
+            meta["files"][name] = {"bytes": path.stat().st_size, "sha256": _sha256(path)}
+        meta["weights_sha"] = meta["files"]["model"]["sha256"]  # the model's fingerprint
+        (tmp / "meta.json").write_text(json.dumps(meta, indent=1))
+        _fsync(tmp / "meta.json")
+        os.chmod(tmp, 0o777 & ~_umask())  # mkdtemp makes 0700 directories
+        os.rename(tmp, final)              # the atomic step: the checkpoint now exists, whole
+        _fsync(directory)
+    finally:
+        if tmp.exists():
+            shutil.rmtree(tmp, ignore_errors=True)
+    for old in existing[max(0, keep - 1):]:
+        shutil.rmtree(old, ignore_errors=True)
+    return final
+
+
+def clear_checkpoints(directory: str | Path) -> None:
+    """Delete every checkpoint in ``directory`` (training with ``overwrite=True``)."""
+    for path in _all_checkpoints(Path(directory)):
+        shutil.rmtree(path)
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+# ---------------------------------------------------------------------------
+# Reading
+# ---------------------------------------------------------------------------
+
+def _problem(path: Path, verify: bool) -> tuple[dict | None, str]:
+    """``(meta, "")`` if the checkpoint at ``path`` is complete, else ``(None, what is wrong)``."""
+    try:
+        meta = json.loads((path / "meta.json").read_text())
+    except FileNotFoundError:
+        return None, "it has no meta.json (deleted halfway?)"
+    except (json.JSONDecodeError, UnicodeDecodeError) as err:
+        return None, f"its meta.json is corrupt ({err})"
+    for name, info in meta.get("files", {}).items():
+        file = path / f"{name}.safetensors"
+        if not file.is_file() or file.stat().st_size != info["bytes"]:
+            return None, f"{file.name} is missing or has the wrong size"
+        if verify and _sha256(file) != info["sha256"]:
+            return None, f"{file.name} does not match its fingerprint (corrupted on disk?)"
+    return meta, ""
+
+
+def _no_checkpoint(directory: Path) -> CheckpointError:
+    if (directory / "last.json").exists():
+        return CheckpointError(f"{directory} holds a checkpoint in the old single-file format (last.json), "
+                               f"which this version does not read; retrain it (add --overwrite)")
+    return CheckpointError(f"no checkpoint in {directory}; train one first "
+                           f"(`mars train tokenizer`, then `mars train ar`, with the same --out)")
+
+
+def find_checkpoint(directory: str | Path, verify: bool = False) -> tuple[Path, dict]:
+    """The newest complete checkpoint of ``directory`` and its metadata.
+
+    ``verify`` also checks the files' sha256 (what loading does).  Skipped
+    checkpoints are reported on stderr; none complete raises :class:`CheckpointError`.
+    """
+    directory = Path(directory)
+    skipped = []
+    for path in _all_checkpoints(directory):
+        meta, problem = _problem(path, verify)
+        if meta is not None:
+            if skipped:
+                print(f"warning: {'; '.join(skipped)}; using {path.name} (step {meta['step']}) instead",
+                      file=sys.stderr)
+            return path, meta
+        skipped.append(f"skipped checkpoint {path}: {problem}")
+    if skipped:
+        raise CheckpointError(f"no complete checkpoint in {directory}: {'; '.join(skipped)}")
+    raise _no_checkpoint(directory)
+
+
+def has_checkpoint(directory: str | Path) -> bool:
+    """True if ``directory`` holds at least one complete checkpoint."""
+    try:
+        find_checkpoint(directory)
+    except CheckpointError:
+        return False
+    return True
+
+
+def read_meta(directory: str | Path) -> dict:
+    """The metadata of ``directory``'s newest complete checkpoint (clear errors if there is none)."""
+    return find_checkpoint(directory)[1]
+
+
+def load_checkpoint(directory: str | Path, model: torch.nn.Module, kind: str, cfg: Config | None = None,
+                    optimizer: torch.optim.Optimizer | None = None, scheduler: Any = None) -> dict:
+    """Load the newest complete checkpoint into the objects; returns its metadata.
+
+    Checks that it is of ``kind``, that its files match their fingerprints (else
+    falls back to the previous checkpoint, with a message), and, with ``cfg``,
+    that it was trained for the same model config.
+    """
+    path, meta = find_checkpoint(directory, verify=True)
+    if meta.get("kind") != kind:
+        raise CheckpointError(f"{directory} holds a {meta.get('kind')!r} checkpoint, not {kind!r}")
+    if cfg is not None:
+        diff = config_diff(Config.from_dict(meta["config"]), cfg, MODEL_CONFIG.get(kind, DEFAULT_MODEL_CONFIG))
+        if diff:
+            raise CheckpointError(f"checkpoint {directory} was trained with a different model config "
+                                  f"({'; '.join(diff)}); use the matching profile/overrides or retrain")
+    try:
+        tensors = load_file(path / "model.safetensors")
     except (SafetensorError, OSError) as err:
-        raise CheckpointError(f"could not read {weights}: {err}") from err
+        raise CheckpointError(f"could not read {path / 'model.safetensors'}: {err}") from err
     missing, unexpected = model.load_state_dict(tensors, strict=False)
     if missing or unexpected:
-        raise CheckpointError(f"{weights} does not fit this model: missing {missing[:5]}, "
+        raise CheckpointError(f"{path / 'model.safetensors'} does not fit this model: missing {missing[:5]}, "
                               f"unexpected {unexpected[:5]}")
     if optimizer is not None:
-        state_file = directory / f"{name}.state.safetensors"
-        if "optimizer" not in meta or not state_file.exists() or _fingerprint(state_file) != meta["state_sha"]:
-            raise CheckpointError(f"{state_file} is missing or does not match {name}.json; cannot resume")
-        state = load_file(state_file)
+        if "optimizer" not in meta:
+            raise CheckpointError(f"{path} has no optimiser state (saved for inference only); cannot resume")
+        state = load_file(path / "state.safetensors")
         optimizer.load_state_dict(_unflatten_optimizer(state, meta["optimizer"]))
         torch.set_rng_state(state["rng.torch"])
         if scheduler is not None and meta.get("scheduler"):
@@ -129,23 +262,49 @@ def load_checkpoint(directory: str | Path, name: str, model: torch.nn.Module, ki
     return meta
 
 
+# ---------------------------------------------------------------------------
+# Which parts of the config a checkpoint must agree with
+# ---------------------------------------------------------------------------
+
 # The config sections (or single "section.field"s) that shape each kind of model;
 # everything else may differ between training and use.  The classifier reads full
 # spectrograms, so CMX and the tokenizer do not concern it: one classifier judges every arm.
 MODEL_CONFIG: dict[str, tuple[str, ...]] = {
-    "ar": ("audio", "cmx", "tokenizer", "ar"),
+    "ar": ("audio", "cmx", "tokenizer", "ar.depth", "ar.width", "ar.heads"),
+    "raster": ("audio", "cmx", "tokenizer", "ar.depth", "ar.width", "ar.heads"),
     "classifier": ("audio", "eval.classifier_channels", "eval.classifier_embed"),
 }
 DEFAULT_MODEL_CONFIG = ("audio", "cmx", "tokenizer")
 
+# What a *training run* depends on: its model, its data, its schedule and its seed.
+# A resumed run must agree on all of it, except ``<train section>.steps``, which may
+# grow (recorded in the history).  Paths (data.root, data.cache_dir), the device and
+# sampling settings (ar.cfg_scale ...) do not change what is learned.
+_DATA = tuple(f"data.{f.name}" for f in dataclasses.fields(Config().data) if f.name not in ("root", "cache_dir"))
+_AR_TRAINING = ("ar.depth", "ar.width", "ar.heads", "ar.cond_dropout")
+TRAINING_CONFIG: dict[str, tuple[str, ...]] = {
+    "tokenizer": ("seed", "audio", "cmx", *_DATA, "tokenizer", "train_tokenizer"),
+    "ar": ("seed", "audio", "cmx", *_DATA, "tokenizer", *_AR_TRAINING, "train_ar"),
+    "raster": ("seed", "audio", "cmx", *_DATA, "tokenizer", *_AR_TRAINING, "train_ar"),
+    "classifier": ("seed", "audio", *_DATA, "eval.classifier_channels", "eval.classifier_embed",
+                   "train_classifier"),
+}
 
-def _check_same_model(saved: Config, wanted: Config, kind: str, where: Path) -> None:
-    for name in MODEL_CONFIG.get(kind, DEFAULT_MODEL_CONFIG):
-        a, b = saved, wanted
-        for part in name.split("."):
-            a, b = getattr(a, part), getattr(b, part)
-        if a != b:
-            diff = ([f"{k}: {v!r} != {getattr(b, k)!r}" for k, v in vars(a).items() if getattr(b, k) != v]
-                    if dataclasses.is_dataclass(a) else [f"{a!r} != {b!r}"])
-            raise CheckpointError(f"checkpoint {where} was trained with a different {name} config "
-                                  f"({'; '.join(diff)}); use the matching profile/overrides or retrain")
+
+def _get(cfg: Config, dotted: str) -> Any:
+    value: Any = cfg
+    for part in dotted.split("."):
+        value = getattr(value, part)
+    return value
+
+
+def config_diff(saved: Config, wanted: Config, fields: tuple[str, ...], ignore: tuple[str, ...] = ()
+                ) -> list[str]:
+    """``["section.field: saved -> wanted", ...]`` for the ``fields`` (sections or fields) that differ."""
+    diff = []
+    for name in fields:
+        a, b = _get(saved, name), _get(wanted, name)
+        pairs = ([(f"{name}.{f.name}", getattr(a, f.name), getattr(b, f.name)) for f in dataclasses.fields(a)]
+                 if dataclasses.is_dataclass(a) else [(name, a, b)])
+        diff += [f"{key}: {x!r} -> {y!r}" for key, x, y in pairs if x != y and key not in ignore]
+    return diff

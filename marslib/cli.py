@@ -89,23 +89,27 @@ def cmd_train(args: argparse.Namespace) -> None:
     t0 = time.time()
     if args.model == "tokenizer":
         from .tokenizer.training import fit_tokenizer
-        _, history = fit_tokenizer(cfg, run / "tokenizer", resume=args.resume, distributed=args.distributed)
+        _, history = fit_tokenizer(cfg, run / "tokenizer", resume=args.resume, overwrite=args.overwrite,
+                                   distributed=args.distributed)
     elif args.model == "ar":
         from .autoregressor.training import fit_ar
-        _, history = fit_ar(cfg, run, resume=args.resume, distributed=args.distributed)
+        _, history = fit_ar(cfg, run, resume=args.resume, overwrite=args.overwrite, distributed=args.distributed)
     elif args.model == "raster":
         from .autoregressor.training import fit_raster
-        _, _, history = fit_raster(cfg, run, resume=args.resume)
+        _, _, history = fit_raster(cfg, run, resume=args.resume, overwrite=args.overwrite)
     elif args.model == "truncation":
         from .ablation import TRUNCATE_DIR, fit_truncation
-        fit_truncation(cfg, run)
+        fit_truncation(cfg, run, resume=args.resume, overwrite=args.overwrite)
         history = json.loads((run / TRUNCATE_DIR / "ar" / "history.json").read_text())
     else:
         from .metrics import fit_classifier
-        _, history = fit_classifier(cfg, run / "classifier", resume=args.resume)
+        _, history = fit_classifier(cfg, run / "classifier", resume=args.resume, overwrite=args.overwrite)
     last = history["valid"][-1] if history["valid"] else history["train"][-1]
     print(f"{args.model} trained in {time.time() - t0:.0f} s -> {run}")
     print("  " + ", ".join(f"{k} {v:.4g}" for k, v in last.items() if "_" not in k))
+
+
+SAMPLE_FLAGS = {"temperature": "--temperature", "top_k": "--top-k", "top_p": "--top-p", "cfg_scale": "--cfg"}
 
 
 def cmd_sample(args: argparse.Namespace) -> None:
@@ -114,31 +118,60 @@ def cmd_sample(args: argparse.Namespace) -> None:
     from .audio import write_wav
     from .autoregressor import sample_tokens, tokens_to_audio
     from .autoregressor.training import load_ar, parse_family
+    from .config import check_sampling
 
     family = parse_family(args.family)
     if not 0 <= args.pitch <= 127:
         raise ValueError(f"--pitch must be a MIDI number in 0..127, got {args.pitch}")
     if args.n < 1:
         raise ValueError(f"--n must be at least 1, got {args.n}")
+    check_sampling(args.temperature, args.top_k, args.top_p, 0.0 if args.cfg is None else args.cfg,
+                   names=SAMPLE_FLAGS)  # before the (slow) model load
+    out = Path(args.out)
+    _check_out_dir(out)
     model, tokenizer = load_ar(args.checkpoint, device=args.device or "cpu")
     model_cfg = tokenizer.cfg
     cfg_scale = model_cfg.ar.cfg_scale if args.cfg is None else args.cfg
+    names = [f"{args.family}_{args.pitch:03d}_{i:02d}.wav" for i in range(args.n)]
+    request = {"checkpoint": str(args.checkpoint), "pitch": args.pitch, "family": args.family, "n": args.n,
+               "cfg_scale": cfg_scale, "temperature": args.temperature, "top_k": args.top_k,
+               "top_p": args.top_p, "seed": args.seed, "files": names, "written": [], "status": "writing"}
+    # The record comes first and is rewritten after every clip: a run that fails or is
+    # interrupted leaves one saying "writing" and which of the planned files exist.
+    _write_request(out, request)
     pitch, fam = torch.full((args.n,), args.pitch), torch.full((args.n,), family)
     indices = sample_tokens(model, tokenizer, pitch, fam, cfg_scale=cfg_scale, temperature=args.temperature,
                             top_k=args.top_k, top_p=args.top_p, seed=args.seed, progress=True)
     _, waves = tokens_to_audio(tokenizer, indices, seed=args.seed)
-    out = Path(args.out)
-    names = []
-    for i, wave in enumerate(waves):
+    for name, wave in zip(names, waves):
         wave = wave / max(1.0, float(wave.abs().max()) / 0.99)  # Griffin-Lim may overshoot: no clipping
-        name = f"{args.family}_{args.pitch:03d}_{i:02d}.wav"
-        write_wav(out / name, wave, model_cfg.audio.sample_rate)
-        names.append(name)
-    request = {"checkpoint": str(args.checkpoint), "pitch": args.pitch, "family": args.family, "n": args.n,
-               "cfg_scale": cfg_scale, "temperature": args.temperature, "top_k": args.top_k,
-               "top_p": args.top_p, "seed": args.seed, "files": names}
-    (out / "request.json").write_text(json.dumps(request, indent=1))
+        write_wav(out / name, wave, model_cfg.audio.sample_rate)  # atomic: never half a wav
+        request["written"].append(name)
+        request["status"] = "complete" if len(request["written"]) == len(names) else "writing"
+        _write_request(out, request)
     print(f"wrote {len(names)} clips to {out}")
+
+
+def _check_out_dir(out: Path) -> None:
+    """Refuse an ``--out`` that is a file or cannot be created, before any slow work."""
+    import os
+
+    target = out.absolute()
+    existing = next(p for p in (target, *target.parents) if p.exists())  # the root always exists
+    if not existing.is_dir():
+        if existing == target:
+            raise ValueError(f"--out {out} is a file, not a folder; give a folder for the wavs and request.json")
+        raise ValueError(f"--out {out} cannot be created: {existing} is a file, not a folder; "
+                         f"choose another --out")
+    if not os.access(existing, os.W_OK | os.X_OK):
+        raise ValueError(f"--out {out} is not writable (no write permission on {existing}); "
+                         f"choose another --out")
+
+
+def _write_request(out: Path, request: dict) -> None:
+    from .runtime import atomic_write
+
+    atomic_write(out / "request.json", lambda tmp: Path(tmp).write_text(json.dumps(request, indent=1)))
 
 
 def cmd_evaluate(args: argparse.Namespace) -> None:
@@ -169,11 +202,10 @@ def cmd_report(args: argparse.Namespace) -> None:
                                 f"(`mars reproduce --profile course` does everything)")
     out = Path(args.out) if args.out else None
     if out is None:
-        from .checkpoint import read_meta
-        from .train import CHECKPOINT
+        from .checkpoint import has_checkpoint, read_meta
 
-        trained = (run / "ar" / f"{CHECKPOINT}.json").exists()
-        out = default_report_dir(read_meta(run / "ar", CHECKPOINT)["config"]["profile"] if trained else "smoke", run)
+        trained = has_checkpoint(run / "ar")
+        out = default_report_dir(read_meta(run / "ar")["config"]["profile"] if trained else "smoke", run)
     print(f"report written to {build_report(run, out)}")
 
 
@@ -238,7 +270,10 @@ def build_parser() -> argparse.ArgumentParser:
         _add_common(p)
         p.add_argument("--out", help="run folder (default: runs/<profile>)")
         p.add_argument("--data-dir", help="dataset folder (default: the profile's data.root)")
-        p.add_argument("--resume", action="store_true", help="continue from the last checkpoint if there is one")
+        p.add_argument("--resume", action="store_true",
+                       help="continue from the newest checkpoint if there is one (same settings; steps may grow)")
+        p.add_argument("--overwrite", action="store_true",
+                       help="delete existing checkpoints in the folder and train from scratch")
         p.add_argument("--distributed", action="store_true",
                        help="data parallel; launch with torchrun --nproc_per_node N -m marslib.cli ...")
         p.set_defaults(func=cmd_train)
@@ -281,12 +316,29 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _one_line(err: BaseException) -> str:
+    """An error's message on one line; an OSError as ``what: file`` without the errno noise."""
+    if isinstance(err, OSError) and err.strerror:
+        msg = err.strerror + "".join(f": {f}" for f in (err.filename, err.filename2) if f is not None)
+    else:
+        msg = str(err) or type(err).__name__
+    return " ".join(msg.split())
+
+
 def main(argv: list[str] | None = None) -> int:
+    from safetensors import SafetensorError
+
     args = build_parser().parse_args(argv)
     try:
         args.func(args)
-    except (ValueError, FileNotFoundError, RuntimeError) as err:
-        print(f"error: {err}", file=sys.stderr)
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+    # What bad input, files or disks cause (ConfigError, DatasetError, AudioError and
+    # CheckpointError are ValueErrors; json's errors too): one line, no traceback.
+    # Anything else is a bug, and its traceback is what a bug report needs.
+    except (ValueError, OSError, RuntimeError, SafetensorError) as err:
+        print(f"error: {_one_line(err)}", file=sys.stderr)
         return 2
     return 0
 

@@ -15,6 +15,8 @@ from __future__ import annotations
 import ast
 import copy
 import dataclasses
+import math
+import numbers
 from dataclasses import dataclass, field
 from typing import Any, Mapping
 
@@ -325,6 +327,8 @@ def validate(cfg: Config) -> None:
         raise ConfigError(f"data.split_fractions must be 3 numbers summing to 1, got {d.split_fractions}")
     if cfg.ar.width % cfg.ar.heads:
         raise ConfigError(f"ar.width ({cfg.ar.width}) must be divisible by ar.heads ({cfg.ar.heads})")
+    check_sampling(cfg.ar.temperature, cfg.ar.top_k, cfg.ar.top_p, cfg.ar.cfg_scale,
+                   names={k: f"ar.{k}" for k in SAMPLING_NAMES})
     e = cfg.eval
     if e.crepe_capacity not in ("full", "tiny"):
         raise ConfigError(f"eval.crepe_capacity must be 'full' or 'tiny', got {e.crepe_capacity!r}")
@@ -334,6 +338,32 @@ def validate(cfg: Config) -> None:
     if min(e.clips_per_condition, e.crepe_frames, e.ndb_bins, e.kid_subsets) < 1 or e.kid_subset < 2:
         raise ConfigError("eval.clips_per_condition, crepe_frames, ndb_bins, kid_subsets must be >= 1 "
                           "and eval.kid_subset >= 2")
+
+
+SAMPLING_NAMES = {"temperature": "temperature", "top_k": "top_k", "top_p": "top_p", "cfg_scale": "cfg_scale"}
+
+
+def check_sampling(temperature: float, top_k: int, top_p: float, cfg_scale: float = 0.0,
+                   names: Mapping[str, str] = SAMPLING_NAMES) -> None:
+    """Raise :class:`ConfigError` unless the sampling options make sense.
+
+    ``temperature > 0``, ``top_k`` a whole number ``>= 0`` (0 = off), ``0 <= top_p <= 1``
+    (0 = off), ``cfg_scale >= 0`` (0 = no guidance), all finite.  ``names`` says what
+    to call each option in the message (``ar.top_p`` in a config, ``--top-p`` on the CLI).
+    """
+    def real(x: object) -> bool:
+        return isinstance(x, numbers.Real) and not isinstance(x, bool) and math.isfinite(x)
+
+    if not (real(temperature) and temperature > 0):
+        raise ConfigError(f"{names['temperature']} must be a number > 0, got {temperature!r} "
+                          f"(1 = the model's own distribution, lower = safer, higher = wilder)")
+    if not (isinstance(top_k, numbers.Integral) and not isinstance(top_k, bool) and top_k >= 0):
+        raise ConfigError(f"{names['top_k']} must be a whole number >= 0, got {top_k!r} (0 = off)")
+    if not (real(top_p) and 0 <= top_p <= 1):
+        raise ConfigError(f"{names['top_p']} must be a probability mass in [0, 1], got {top_p!r} (0 = off)")
+    if not (real(cfg_scale) and cfg_scale >= 0):
+        raise ConfigError(f"{names['cfg_scale']} must be a finite number >= 0, got {cfg_scale!r} "
+                          f"(0 = no guidance)")
 
 
 def validate_scales(scales: tuple[tuple[int, int], ...], latent_hw: tuple[int, int]) -> None:

@@ -40,7 +40,7 @@ import torch
 from tqdm.auto import tqdm
 
 from .audio import denormalise, input_to_waveform, waveform_to_input
-from .checkpoint import CheckpointError, read_meta
+from .checkpoint import CheckpointError, has_checkpoint, read_meta
 from .cmx import to_model_input
 from .config import Config
 from .data import ensure_dataset, load_clips, split_examples
@@ -48,7 +48,6 @@ from .metrics import (crepe_analyse, frechet_distance, inception_score, kernel_i
                       log_spectral_distance, mae, mse, multi_resolution_stft_distance, ndb, nearest_neighbours,
                       pitch_accuracy, score_pitch, spectral_convergence)
 from .runtime import atomic_write
-from .train import CHECKPOINT
 
 # name -> (table label, checkpoint folders it needs, relative to the run)
 SYSTEMS: dict[str, tuple[str, tuple[str, ...]]] = {
@@ -106,13 +105,13 @@ def real_train_clips(cfg: Config, test: ClipSet) -> ClipSet:
 
 def _current_sha(run: Path, folder: str) -> str | None:
     """Fingerprint of ``<run>/<folder>``'s checkpoint weights, None if there is none."""
-    return read_meta(run / folder, CHECKPOINT)["weights_sha"] if (run / folder / f"{CHECKPOINT}.json").exists() else None
+    return read_meta(run / folder)["weights_sha"] if has_checkpoint(run / folder) else None
 
 
 def _fingerprints(run: Path, folders: tuple[str, ...]) -> dict[str, str]:
     out = {}
     for folder in folders:
-        if not (run / folder / f"{CHECKPOINT}.json").exists():
+        if not has_checkpoint(run / folder):
             how = ("`mars evaluate --train-classifier` or `mars train classifier`" if folder == "classifier"
                    else "see `mars train --help`, or run the notebooks in order")
             raise CheckpointError(f"no checkpoint in {run / folder}; train it first ({how})")
@@ -200,7 +199,7 @@ def available_systems(run: str | Path) -> list[str]:
     """The rows whose checkpoints exist in ``run``."""
     run = Path(run)
     return [name for name, (_, folders) in SYSTEMS.items()
-            if all((run / f / f"{CHECKPOINT}.json").exists() for f in folders)]
+            if all(has_checkpoint(run / f) for f in folders)]
 
 
 # --- the judge ---------------------------------------------------------------------------

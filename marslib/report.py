@@ -21,7 +21,6 @@ from pathlib import Path
 from .checkpoint import read_meta
 from .config import Config
 from .evaluate import COLUMNS, check_fresh, results_table
-from .train import CHECKPOINT
 
 PAPER_CLAIMS = Path(__file__).with_name("paper_claims.json")
 PAPER_METRICS = {"NDB/k": "ndb_k", "PKID": "pkid", "IKID": "ikid", "PIS": "pis", "IIS": "iis",
@@ -198,7 +197,7 @@ def build_report(run: str | Path, out: str | Path) -> Path:
     check_fresh(results, run)
     if "mars" not in results["rows"]:
         raise ValueError(f"{path} has no MARS row; rerun `mars evaluate --run {run}`")
-    cfg = Config.from_dict(read_meta(run / "ar", CHECKPOINT)["config"])
+    cfg = Config.from_dict(read_meta(run / "ar")["config"])
     paper, nb = paper_claims(), _notebook_results(run)
     budget = cfg.eval.baseline_budget
 

@@ -3,8 +3,8 @@ import torch
 
 from marslib.autoregressor import NextScaleTransformer, RasterTransformer, block_causal_mask, sample_tokens
 from marslib.autoregressor.blocks import sample_logits
-from marslib.autoregressor.training import load_ar, parse_family
-from marslib.checkpoint import CheckpointError, save_checkpoint
+from marslib.autoregressor.training import load_ar, parse_family, tokenizer_fingerprint
+from marslib.checkpoint import CheckpointError, has_checkpoint, save_checkpoint
 from marslib.config import get_config
 from marslib.tokenizer import Tokenizer
 
@@ -133,10 +133,10 @@ def test_tokenizer_and_ar_must_match(models, tmp_path):
         sample_tokens(ar, other, PITCH, FAMILY)
     with pytest.raises(CheckpointError, match="no checkpoint"):
         load_ar(tmp_path)
-    save_checkpoint(tmp_path / "tokenizer", "last", other, get_config("smoke", {"tokenizer.codebook_size": 32}),
+    save_checkpoint(tmp_path / "tokenizer", other, get_config("smoke", {"tokenizer.codebook_size": 32}),
                     "tokenizer", 1)
-    save_checkpoint(tmp_path / "ar", "last", ar, cfg, "ar", 1)
-    with pytest.raises(CheckpointError, match="different tokenizer config"):
+    save_checkpoint(tmp_path / "ar", ar, cfg, "ar", 1, made_from=tokenizer_fingerprint(tmp_path / "tokenizer"))
+    with pytest.raises(CheckpointError, match="different model config.*codebook_size"):
         load_ar(tmp_path)
 
 
@@ -148,7 +148,7 @@ def test_raster_baseline_trains_end_to_end(tmp_path):
     model, tokenizer, history = fit_raster(cfg, tmp_path / "run", progress=False)
     assert tokenizer.quantizer.scales == [cfg.latent_shape]          # a single-scale VQ-VAE
     assert model.L == cfg.latent_shape[0] * cfg.latent_shape[1] and len(history["train"]) == 3
-    assert (tmp_path / "run" / "raster" / "last.json").exists()
+    assert has_checkpoint(tmp_path / "run" / "raster")
     tokens = model.sample(PITCH[:1], FAMILY[:1])
     assert tokenizer.decode([tokens]).shape == (1, *cfg.input_shape)
 

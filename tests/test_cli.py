@@ -4,6 +4,7 @@ import soundfile as sf
 import torch
 
 from marslib.autoregressor import NextScaleTransformer
+from marslib.autoregressor.training import tokenizer_fingerprint
 from marslib.checkpoint import save_checkpoint
 from marslib.cli import main
 from marslib.config import get_config
@@ -30,13 +31,16 @@ def test_bad_input_is_one_clear_line_and_exit_2(tmp_path, capsys):
 def test_sample_writes_wavs_and_the_request(tmp_path):
     cfg = get_config("smoke")
     torch.manual_seed(0)
-    save_checkpoint(tmp_path / "tokenizer", "last", Tokenizer(cfg), cfg, "tokenizer", 1)
-    save_checkpoint(tmp_path / "ar", "last", NextScaleTransformer(cfg.ar, cfg.tokenizer), cfg, "ar", 1)
+    save_checkpoint(tmp_path / "tokenizer", Tokenizer(cfg), cfg, "tokenizer", 1)
+    save_checkpoint(tmp_path / "ar", NextScaleTransformer(cfg.ar, cfg.tokenizer), cfg, "ar", 1,
+                    made_from=tokenizer_fingerprint(tmp_path / "tokenizer"))
     out = tmp_path / "samples"
     assert main(["sample", "--checkpoint", str(tmp_path), "--pitch", "62", "--family", "keyboard",
                  "--n", "2", "--out", str(out)]) == 0
     request = json.loads((out / "request.json").read_text())
     assert request["pitch"] == 62 and request["family"] == "keyboard" and len(request["files"]) == 2
+    assert request["status"] == "complete" and request["written"] == request["files"]
+    assert sorted(p.name for p in out.iterdir()) == sorted(request["files"] + ["request.json"])  # no temp files
     for name in request["files"]:
         info = sf.info(out / name)
         assert info.samplerate == 16000 and info.frames == cfg.audio.clip_samples

@@ -15,7 +15,7 @@ import torch
 from marslib.ablation import (REPRESENTATIONS, TRUNCATE_DIR, baseline_config, representation_config, step_costs,
                               truncation_config)
 from marslib.autoregressor import NextScaleTransformer, RasterTransformer
-from marslib.autoregressor.training import raster_config
+from marslib.autoregressor.training import raster_config, tokenizer_fingerprint
 from marslib.checkpoint import CheckpointError, save_checkpoint
 from marslib.cli import main
 from marslib.config import ConfigError, get_config
@@ -31,16 +31,18 @@ from marslib.tokenizer import Tokenizer
 def _save_models(run, cfg, seed=0):
     """Untrained checkpoints of every model the evaluation can use."""
     torch.manual_seed(seed)
-    save_checkpoint(run / "tokenizer", "last", Tokenizer(cfg), cfg, "tokenizer", 1)
-    save_checkpoint(run / "ar", "last", NextScaleTransformer(cfg.ar, cfg.tokenizer), cfg, "ar", 1)
-    save_checkpoint(run / "classifier", "last", SpectrogramClassifier(cfg), cfg, "classifier", 1)
+    save_checkpoint(run / "tokenizer", Tokenizer(cfg), cfg, "tokenizer", 1)
+    save_checkpoint(run / "ar", NextScaleTransformer(cfg.ar, cfg.tokenizer), cfg, "ar", 1,
+                    made_from=tokenizer_fingerprint(run / "tokenizer"))
+    save_checkpoint(run / "classifier", SpectrogramClassifier(cfg), cfg, "classifier", 1)
     rcfg = raster_config(cfg)
-    save_checkpoint(run / "raster_tokenizer", "last", Tokenizer(rcfg), rcfg, "tokenizer", 1)
-    save_checkpoint(run / "raster", "last", RasterTransformer(rcfg.ar, rcfg.latent_shape, rcfg.tokenizer.codebook_size),
-                    rcfg, "raster", 1)
+    save_checkpoint(run / "raster_tokenizer", Tokenizer(rcfg), rcfg, "tokenizer", 1)
+    save_checkpoint(run / "raster", RasterTransformer(rcfg.ar, rcfg.latent_shape, rcfg.tokenizer.codebook_size),
+                    rcfg, "raster", 1, made_from=tokenizer_fingerprint(run / "raster_tokenizer"))
     tcfg = truncation_config(cfg)
-    save_checkpoint(run / TRUNCATE_DIR / "tokenizer", "last", Tokenizer(tcfg), tcfg, "tokenizer", 1)
-    save_checkpoint(run / TRUNCATE_DIR / "ar", "last", NextScaleTransformer(tcfg.ar, tcfg.tokenizer), tcfg, "ar", 1)
+    save_checkpoint(run / TRUNCATE_DIR / "tokenizer", Tokenizer(tcfg), tcfg, "tokenizer", 1)
+    save_checkpoint(run / TRUNCATE_DIR / "ar", NextScaleTransformer(tcfg.ar, tcfg.tokenizer), tcfg, "ar", 1,
+                    made_from=tokenizer_fingerprint(run / TRUNCATE_DIR / "tokenizer"))
 
 
 @pytest.fixture(scope="module")
@@ -104,7 +106,8 @@ def test_stale_results_are_refused(evaluated, tmp_path):
     assert fresh_rows(cfg, copy) == results["rows"]
     assert fresh_rows(get_config("smoke", {"eval.kid_subsets": 3}), copy) == {}  # another judge
     torch.manual_seed(123)      # "retrain" the transformer: other weights, same folder
-    save_checkpoint(copy / "ar", "last", NextScaleTransformer(cfg.ar, cfg.tokenizer), cfg, "ar", 2)
+    save_checkpoint(copy / "ar", NextScaleTransformer(cfg.ar, cfg.tokenizer), cfg, "ar", 2,
+                    made_from=tokenizer_fingerprint(copy / "tokenizer"))
     assert set(fresh_rows(cfg, copy)) == set(results["rows"]) - {"mars"}
     with pytest.raises(CheckpointError, match="stale.*ar"):
         check_fresh(results, copy)

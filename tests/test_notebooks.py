@@ -13,6 +13,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from marslib.checkpoint import has_checkpoint
 from marslib.config import get_config
 from marslib.notebooks import execute_notebook, notebook_sources, pair_in_sync
 from marslib.widgets import stft_cmx_explorer
@@ -59,7 +60,7 @@ def check_02(r: dict, out: Path) -> None:
     assert math.isclose(r["lsd_per_scales"][-1], rec["cmx"]["lsd"], rel_tol=1e-4, abs_tol=1e-4)
     assert {"scale_pyramid.png", "training_curves.png", "codebook_usage.png", "progressive_reconstruction.png",
             "quality_vs_scales.png", "scale_scrubber.png"} <= set(r["figures"])
-    assert (out.parent / "tokenizer" / "last.json").exists()  # notebook 03 reuses this checkpoint
+    assert has_checkpoint(out.parent / "tokenizer")  # notebook 03 reuses this checkpoint
 
 
 def check_03(r: dict, out: Path) -> None:
@@ -97,7 +98,7 @@ def check_03(r: dict, out: Path) -> None:
     assert t["generation_rtf"] > 0
     assert {"attention_masks.png", "teacher_forcing.png", "training_curves.png", "generation_by_scale.png",
             "pitch_sweep.png", "pitch_accuracy.png", "cfg_sweep.png", "speed.png"} <= set(r["figures"])
-    assert (out.parent / "ar" / "last.json").exists()
+    assert has_checkpoint(out.parent / "ar")
 
 
 def check_04(r: dict, out: Path) -> None:
@@ -141,7 +142,7 @@ def check_04(r: dict, out: Path) -> None:
     assert all((out / f).exists() for f in r["figures"])
     metrics = json.loads((out.parent / "evaluation" / "metrics.json").read_text())
     assert set(r["systems"]) <= set(metrics["rows"])
-    assert (out.parent / "classifier" / "last.json").exists() and (out.parent / "raster" / "last.json").exists()
+    assert has_checkpoint(out.parent / "classifier") and has_checkpoint(out.parent / "raster")
 
 
 def check_05(r: dict, out: Path) -> None:
@@ -182,7 +183,7 @@ def check_05(r: dict, out: Path) -> None:
     assert all((out / f).exists() for f in r["figures"])
     metrics = json.loads((out.parent / "evaluation" / "metrics.json").read_text())
     assert {"mars", "truncation"} <= set(metrics["rows"])                       # merged, not overwritten
-    assert (out.parent / "truncate" / "ar" / "last.json").exists()
+    assert has_checkpoint(out.parent / "truncate" / "ar")
 
 
 CHECKS = {"01_stft_and_cmx": check_01, "02_tokenizer": check_02, "03_next_scale_autoregression": check_03,

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from marslib.checkpoint import CheckpointError, load_checkpoint
+from marslib.checkpoint import CheckpointError, has_checkpoint, load_checkpoint
 from marslib.config import get_config
 from marslib.tokenizer import Tokenizer
 from marslib.tokenizer.training import load_tokenizer
@@ -67,19 +67,12 @@ def test_lr_schedule_warms_up_then_decays():
 def test_checkpoint_errors_are_clear(tmp_path):
     cfg = get_config("smoke", OVERRIDES)
     _run(cfg, tmp_path / "run")
-    with pytest.raises(CheckpointError, match="no checkpoint at"):
+    with pytest.raises(CheckpointError, match="no checkpoint in"):
         load_tokenizer(tmp_path / "missing")
-    with pytest.raises(CheckpointError, match="different tokenizer config.*codebook_size"):
+    with pytest.raises(CheckpointError, match="different model config.*codebook_size: 64 -> 128"):
         load_tokenizer(tmp_path / "run", get_config("smoke", {"tokenizer.codebook_size": 128}))
     with pytest.raises(CheckpointError, match="'tokenizer' checkpoint, not 'ar'"):
-        load_checkpoint(tmp_path / "run", "last", Tokenizer(cfg), "ar")
-    weights = tmp_path / "run" / "last.safetensors"
-    weights.write_bytes(weights.read_bytes()[:100])          # truncated file
-    with pytest.raises(CheckpointError, match="does not match"):
-        load_tokenizer(tmp_path / "run")
-    (tmp_path / "run" / "last.json").write_text("{not json")
-    with pytest.raises(CheckpointError, match="corrupt"):
-        load_tokenizer(tmp_path / "run")
+        load_checkpoint(tmp_path / "run", Tokenizer(cfg), "ar")
 
 
 def test_loaded_tokenizer_equals_trained_one(tmp_path):
@@ -126,7 +119,7 @@ def test_two_process_data_parallel_equals_one_process(tmp_path):
     # batch (rank 0's win), so they cannot match a single process's draw.
     cfg = ddp_config(restart_every=0)
     ranks = _torchrun(tmp_path, restart_every=0)
-    assert (tmp_path / "run" / "last.json").exists()  # rank 0 wrote the checkpoint
+    assert has_checkpoint(tmp_path / "run")  # rank 0 wrote the checkpoint
     for step in range(STEPS):
         batch = batch_indices(N_EXAMPLES, BATCH, cfg.seed, step).tolist()
         r0, r1 = ranks[0]["seen"][step], ranks[1]["seen"][step]

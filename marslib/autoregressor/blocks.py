@@ -20,6 +20,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ..config import check_sampling
+
 
 class KVCache:
     """Keys and values of every token seen so far, one entry per block."""
@@ -143,7 +145,10 @@ def sample_logits(logits_BlV: torch.Tensor, temperature: float = 1.0, top_k: int
 
     ``top_k`` keeps the k largest logits; ``top_p`` keeps the smallest set whose
     probability reaches p (always at least the best token); 0 disables either.
+    Raises ``ConfigError`` (a ValueError) unless ``temperature > 0``, ``top_k >= 0``
+    and ``0 <= top_p <= 1``.
     """
+    check_sampling(temperature, top_k, top_p)
     logits = logits_BlV.float() / max(temperature, 1e-5)
     if top_k > 0:
         kth = logits.topk(min(top_k, logits.shape[-1]), dim=-1).values[..., -1:]

@@ -17,7 +17,7 @@ import torch.nn.functional as F
 from torch import nn
 from tqdm.auto import tqdm
 
-from ..config import NSYNTH_FAMILIES, ARConfig
+from ..config import NSYNTH_FAMILIES, ARConfig, check_sampling
 from .blocks import AdaLNBlock, AdaLNHead, ClassCondition, KVCache, sample_logits
 from .sample import check_labels
 
@@ -60,6 +60,7 @@ class RasterTransformer(nn.Module):
                temperature: float = 1.0, top_k: int = 0, top_p: float = 0.0, seed: int = 0,
                progress: bool = False) -> torch.Tensor:
         """KV-cached sampling, one token per pass: returns the token map ``(B, h, w)``."""
+        check_sampling(temperature, top_k, top_p, cfg_scale)  # before any work
         self.eval()
         device = self.pos_embed.device
         pitch_B, family_B = pitch_B.to(device), family_B.to(device)

@@ -17,6 +17,7 @@ from tqdm.auto import tqdm
 
 from ..audio import input_to_waveform
 from ..cmx import from_model_input
+from ..config import check_sampling
 from ..tokenizer import Tokenizer
 from .blocks import KVCache, sample_logits
 from .model import NextScaleTransformer
@@ -40,8 +41,11 @@ def sample_tokens(model: NextScaleTransformer, tokenizer: Tokenizer, pitch_B: to
     """Generate token maps ``[K x (B, h_k, w_k)]`` for the given labels.
 
     With ``return_logits`` also returns the guided logits of every scale
-    ``[K x (B, l_k, V)]`` (what the cache test compares).
+    ``[K x (B, l_k, V)]`` (what the cache test compares).  Bad sampling options
+    (``temperature <= 0``, ``top_k < 0``, ``top_p`` outside [0, 1], ``cfg_scale < 0``)
+    raise ``ConfigError`` before any work.
     """
+    check_sampling(temperature, top_k, top_p, cfg_scale)
     q = tokenizer.quantizer
     if q.scales != model.scales or q.V != model.V:
         raise ValueError(f"tokenizer scales/codebook {q.scales}/{q.V} do not match the "

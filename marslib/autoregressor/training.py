@@ -2,10 +2,15 @@
 
 Run folder layout::
 
-    <run>/tokenizer/last.*          multi-scale tokenizer (notebook 02)
-    <run>/ar/last.*                 next-scale transformer
-    <run>/raster_tokenizer/last.*   single-scale tokenizer of the same latent grid
-    <run>/raster/last.*             raster next-token baseline
+    <run>/tokenizer/    multi-scale tokenizer (notebook 02)
+    <run>/ar/           next-scale transformer
+    <run>/raster_tokenizer/   single-scale tokenizer of the same latent grid
+    <run>/raster/       raster next-token baseline
+
+Each folder holds checkpoints (``marslib.checkpoint``).  A transformer records the
+fingerprint of the tokenizer whose tokens it learned; loading or resuming it with
+any other tokenizer (retrained, extended, replaced) is refused, since its tokens
+would mean something else.
 """
 
 from __future__ import annotations
@@ -15,12 +20,12 @@ from pathlib import Path
 
 import torch
 
-from ..checkpoint import load_checkpoint, read_meta
+from ..checkpoint import CheckpointError, load_checkpoint, read_meta
 from ..config import NSYNTH_FAMILIES, Config
 from ..data import ensure_dataset, load_features
 from ..tokenizer import Tokenizer
 from ..tokenizer.training import fit_tokenizer, load_tokenizer
-from ..train import CHECKPOINT, train
+from ..train import train
 from .model import NextScaleTransformer
 from .raster import RasterTransformer
 
@@ -44,8 +49,24 @@ def token_dataset(tokenizer: Tokenizer, cfg: Config, split: str, batch_size: int
     return torch.cat(inputs), {"tokens": torch.cat(tokens), "pitch": labels["pitch"], "family": labels["family"]}
 
 
-def fit_ar(cfg: Config, run: str | Path, resume: bool = False, stop_after: int | None = None,
-           distributed: bool = False, progress: bool = True) -> tuple[NextScaleTransformer, dict]:
+def tokenizer_fingerprint(tokenizer_dir: Path) -> dict[str, str]:
+    """``{"tokenizer": weights sha}``: what a transformer records about the tokenizer it learned from."""
+    return {"tokenizer": read_meta(tokenizer_dir)["weights_sha"]}
+
+
+def check_tokenizer(model_dir: Path, tokenizer_dir: Path) -> None:
+    """Refuse a transformer whose tokenizer has changed since it was trained."""
+    recorded = read_meta(model_dir).get("made_from", {}).get("tokenizer")
+    current = tokenizer_fingerprint(tokenizer_dir)["tokenizer"]
+    if recorded != current:
+        raise CheckpointError(f"{model_dir} was trained on tokenizer {recorded}, but {tokenizer_dir} now holds "
+                              f"{current} (retrained or replaced?); its tokens mean something else now: "
+                              f"retrain the transformer (mars train ar --overwrite) or restore that tokenizer")
+
+
+def fit_ar(cfg: Config, run: str | Path, resume: bool = False, overwrite: bool = False,
+           stop_after: int | None = None, distributed: bool = False, progress: bool = True
+           ) -> tuple[NextScaleTransformer, dict]:
     """Train the next-scale transformer on the tokens of ``<run>/tokenizer``."""
     run = Path(run)
     ensure_dataset(cfg)
@@ -54,7 +75,8 @@ def fit_ar(cfg: Config, run: str | Path, resume: bool = False, stop_after: int |
     torch.manual_seed(cfg.seed)
     model = NextScaleTransformer(cfg.ar, cfg.tokenizer)
     history = train(model, cfg, cfg.train_ar, train_data, run / "ar", "ar", valid_data=valid_data,
-                    resume=resume, stop_after=stop_after, distributed=distributed, progress=progress)
+                    resume=resume, overwrite=overwrite, stop_after=stop_after, distributed=distributed,
+                    progress=progress, made_from=tokenizer_fingerprint(run / "tokenizer"))
     return model.eval(), history
 
 
@@ -62,11 +84,12 @@ def load_ar(run: str | Path, cfg: Config | None = None, device: str = "cpu"
             ) -> tuple[NextScaleTransformer, Tokenizer]:
     """Load ``<run>/ar`` and the tokenizer it was trained on; checks they match each other (and ``cfg``)."""
     run = Path(run)
-    meta = read_meta(run / "ar", CHECKPOINT)
+    meta = read_meta(run / "ar")
+    check_tokenizer(run / "ar", run / "tokenizer")
     model_cfg = cfg or Config.from_dict(meta["config"])
     tokenizer = load_tokenizer(run / "tokenizer", model_cfg, device)
     model = NextScaleTransformer(model_cfg.ar, model_cfg.tokenizer)
-    load_checkpoint(run / "ar", CHECKPOINT, model, "ar", model_cfg)
+    load_checkpoint(run / "ar", model, "ar", model_cfg)
     return model.to(device).eval(), tokenizer
 
 
@@ -77,7 +100,7 @@ def raster_config(cfg: Config) -> Config:
     return out
 
 
-def fit_raster(cfg: Config, run: str | Path, resume: bool = False, progress: bool = True
+def fit_raster(cfg: Config, run: str | Path, resume: bool = False, overwrite: bool = False, progress: bool = True
                ) -> tuple[RasterTransformer, Tokenizer, dict]:
     """Train a single-scale tokenizer and the raster baseline on its tokens.
 
@@ -86,22 +109,25 @@ def fit_raster(cfg: Config, run: str | Path, resume: bool = False, progress: boo
     from ..ablation import baseline_config
 
     run, rcfg = Path(run), raster_config(baseline_config(cfg))
-    tokenizer, _ = fit_tokenizer(rcfg, run / "raster_tokenizer", resume=resume, progress=progress)
+    tokenizer, _ = fit_tokenizer(rcfg, run / "raster_tokenizer", resume=resume, overwrite=overwrite,
+                                 progress=progress)
     train_data, valid_data = token_dataset(tokenizer, rcfg, "train"), token_dataset(tokenizer, rcfg, "valid")
     torch.manual_seed(cfg.seed)
     model = RasterTransformer(rcfg.ar, rcfg.latent_shape, rcfg.tokenizer.codebook_size)
     history = train(model, rcfg, rcfg.train_ar, train_data, run / "raster", "raster", valid_data=valid_data,
-                    resume=resume, progress=progress)
+                    resume=resume, overwrite=overwrite, progress=progress,
+                    made_from=tokenizer_fingerprint(run / "raster_tokenizer"))
     return model.eval(), tokenizer, history
 
 
 def load_raster(run: str | Path, device: str = "cpu") -> tuple[RasterTransformer, Tokenizer]:
     """Load ``<run>/raster`` and its single-scale tokenizer ``<run>/raster_tokenizer``."""
     run = Path(run)
+    check_tokenizer(run / "raster", run / "raster_tokenizer")
     tokenizer = load_tokenizer(run / "raster_tokenizer", device=device)
     rcfg = tokenizer.cfg
     model = RasterTransformer(rcfg.ar, rcfg.latent_shape, rcfg.tokenizer.codebook_size)
-    load_checkpoint(run / "raster", CHECKPOINT, model, "raster", rcfg)
+    load_checkpoint(run / "raster", model, "raster", rcfg)
     return model.to(device).eval(), tokenizer
 
 

@@ -9,7 +9,8 @@ Only the model input is stored; :func:`marslib.cmx.from_model_input` gives the
 ``(1, F, T)`` spectrogram back.  The cache is a safetensors file under
 ``cfg.data.cache_dir`` named by a hash of everything the features depend on
 (audio + CMX config, data filters, and each wav's name, size and mtime), so
-changing the front-end or re-rendering the data never serves stale features.
+changing the front-end or re-rendering the data never serves stale features;
+a damaged cache file is deleted and rebuilt, with a warning.
 Defined in notebook 01.
 """
 
@@ -20,18 +21,21 @@ import hashlib
 import json
 import os
 import tempfile
+import warnings
 from pathlib import Path
 
 import numpy as np
 import torch
+from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 from torch.utils.data import Dataset
 from tqdm.auto import tqdm
 
-from ..audio import fit_length, load_audio, waveform_to_input
+from ..audio import AudioError, fit_length, load_audio, waveform_to_input
 from ..cmx import to_model_input
 from ..config import Config
-from .nsynth import DatasetError, Example, read_examples
+from .nsynth import NSYNTH_SECONDS, DatasetError, Example, read_examples
+from .render import read_manifest
 
 FEATURES_VERSION = 1   # bump when feature computation changes, to invalidate old caches
 BATCH = 64             # waveforms per batched STFT
@@ -63,10 +67,45 @@ def cache_key(cfg: Config, split: str, examples: list[Example]) -> str:
     return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()[:16]
 
 
+def dataset_seconds(root: str | Path) -> float:
+    """How long every clip of the dataset at ``root`` is: its manifest's ``render_seconds``, else NSynth's 4 s."""
+    manifest = read_manifest(root)
+    return float(manifest.get("render_seconds", NSYNTH_SECONDS)) if manifest else NSYNTH_SECONDS
+
+
+def repair_hint(root: str | Path) -> str:
+    """How to replace a damaged file of the dataset at ``root``."""
+    if read_manifest(root) is not None:  # ours: a matching manifest is reused as is, so delete first
+        return f"delete {root} and render it again (mars data synth)"
+    return f"re-download or re-extract NSynth into {root}"
+
+
 def load_clips(cfg: Config, examples: list[Example]) -> np.ndarray:
-    """Waveforms ``(N, clip_samples)`` float32 of ``examples``: loaded, resampled, cropped or padded."""
-    n = cfg.audio.clip_samples
-    return np.stack([fit_length(load_audio(ex.path, cfg.audio.sample_rate), n) for ex in examples])
+    """Waveforms ``(N, clip_samples)`` float32 of ``examples``: loaded, resampled, cropped or padded.
+
+    Zero padding only ever covers what the dataset's clips lack *by design* (the
+    paper profile's 4.096 s from NSynth's 4 s notes).  A clip shorter than both its
+    dataset's clip length and ``clip_samples`` is damaged: :class:`DatasetError`
+    names the file, never a silently padded clip.
+    """
+    sr, n = cfg.audio.sample_rate, cfg.audio.clip_samples
+    need: dict[Path, int] = {}  # dataset root -> samples every clip must hold
+    clips = []
+    for ex in examples:
+        root = ex.path.parents[2]  # root/nsynth-<split>/audio/<note_str>.wav
+        if root not in need:
+            need[root] = min(n, int(dataset_seconds(root) * sr))
+        try:
+            y = load_audio(ex.path, sr)
+        except AudioError as err:
+            raise DatasetError(f"{err}. To repair the dataset, {repair_hint(root)}") from err
+        if len(y) < need[root]:
+            raise DatasetError(f"{ex.path} is too short: it holds {len(y)} samples ({len(y) / sr:.3f} s at "
+                               f"{sr} Hz) but needs {need[root]} (the clips of {root} are "
+                               f"{dataset_seconds(root):g} s, the config uses {n / sr:.3f} s); the file is "
+                               f"damaged or not from this dataset: {repair_hint(root)}")
+        clips.append(fit_length(y, n))
+    return np.stack(clips)
 
 
 def _compute(cfg: Config, examples: list[Example]) -> torch.Tensor:
@@ -106,19 +145,36 @@ def load_features(cfg: Config, split: str) -> tuple[torch.Tensor, dict[str, torc
         raise DatasetError(f"split {split!r} of {d.root} has no examples for families {d.families}, "
                            f"pitches {d.pitch_min}..{d.pitch_max}, velocities {d.velocities}")
     path = Path(cfg.data.cache_dir) / f"{split}-{cache_key(cfg, split, examples)}.safetensors"
-    if path.is_file():
-        tensors = load_file(path)
-    else:
+    expected = (len(examples), *cfg.input_shape)
+    tensors = _read_cache(path, expected) if path.is_file() else None
+    if tensors is None:
         tensors = {"x": _compute(cfg, examples)}
         for name in LABELS:
             tensors[name] = torch.tensor([getattr(ex, name) for ex in examples], dtype=torch.long)
         _save_atomic(path, tensors, {"note_strs": json.dumps([ex.note_str for ex in examples])})
-    x = tensors["x"]
-    expected = (len(examples), *cfg.input_shape)
-    if tuple(x.shape) != expected:
-        raise DatasetError(f"cached features {path} have shape {tuple(x.shape)}, expected {expected}; "
-                           f"delete the file to recompute it")
-    return x, {name: tensors[name] for name in LABELS}
+    return tensors["x"], {name: tensors[name] for name in LABELS}
+
+
+def _read_cache(path: Path, expected: tuple[int, ...]) -> dict[str, torch.Tensor] | None:
+    """The cached tensors, or None after deleting a file that is unreadable or of the wrong shape.
+
+    A cache is only ever a copy: a damaged one (a full disk, a killed copy) is
+    rebuilt with a warning rather than stopping the run.
+    """
+    try:
+        tensors = load_file(path)
+    except (SafetensorError, OSError) as err:  # cut short, overwritten, not safetensors at all
+        tensors, problem = {}, f"unreadable: {err}"
+    else:
+        want = {"x": expected, **{name: expected[:1] for name in LABELS}}
+        got = {name: tuple(tensors[name].shape) if name in tensors else None for name in want}
+        problem = None if got == want else f"holds shapes {got}, expected {want}"
+    if problem is None:
+        return tensors
+    warnings.warn(f"feature cache {path} is damaged ({problem}); deleting it and recomputing the features",
+                  stacklevel=3)
+    path.unlink(missing_ok=True)
+    return None
 
 
 class SpectrogramDataset(Dataset):

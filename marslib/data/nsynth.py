@@ -14,6 +14,7 @@ module only reads the JSON and checks the files exist; audio is loaded later by
 from __future__ import annotations
 
 import json
+import math
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,6 +26,9 @@ SPLITS: tuple[str, ...] = ("train", "valid", "test")
 # The fields we rely on; the real examples.json has these and a few more (qualities, ...).
 REQUIRED_FIELDS = ("pitch", "velocity", "sample_rate", "instrument_str",
                    "instrument_family", "instrument_family_str", "instrument_source_str")
+
+
+NSYNTH_SECONDS = 4.0  # every note of the real NSynth is 4 s (64,000 samples at 16 kHz)
 
 
 class DatasetError(ValueError):
@@ -67,6 +71,11 @@ def _check_filter(name: str, values: Iterable[str] | None, known: tuple[str, ...
     return values
 
 
+def _is_int(value: object) -> bool:
+    # JSON true/false are Python bools, which are ints: not a pitch.  60.0 is not an int either.
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
 def _parse(note_str: str, entry: object, json_path: Path, audio_dir: Path) -> Example:
     if not isinstance(entry, dict):
         raise DatasetError(f"{json_path}: entry {note_str!r} is not an object")
@@ -78,10 +87,21 @@ def _parse(note_str: str, entry: object, json_path: Path, audio_dir: Path) -> Ex
     if family_str not in NSYNTH_FAMILIES or NSYNTH_FAMILIES.index(family_str) != entry["instrument_family"]:
         raise DatasetError(f"{json_path}: entry {note_str!r} has family {family_str!r} / "
                            f"{entry['instrument_family']!r}, not one of NSynth's {NSYNTH_FAMILIES}")
-    return Example(note_str=note_str, pitch=int(entry["pitch"]), velocity=int(entry["velocity"]),
+    for field, lo, hi, what in (("pitch", 0, 127, "a MIDI number, an int in 0..127"),
+                                ("velocity", 1, 127, "a MIDI velocity, an int in 1..127"),
+                                ("sample_rate", 1, math.inf, "a positive int (Hz)")):
+        value = entry[field]
+        if not (_is_int(value) and lo <= value <= hi):
+            raise DatasetError(f"{json_path}: entry {note_str!r} has {field} {value!r}, but it must be {what}; "
+                               f"fix the entry, or re-render / re-download the dataset")
+    if entry["instrument_source_str"] not in NSYNTH_SOURCES:
+        raise DatasetError(f"{json_path}: entry {note_str!r} has instrument_source_str "
+                           f"{entry['instrument_source_str']!r}, not one of NSynth's {NSYNTH_SOURCES}; "
+                           f"fix the entry, or re-render / re-download the dataset")
+    return Example(note_str=note_str, pitch=entry["pitch"], velocity=entry["velocity"],
                    family=int(entry["instrument_family"]), family_str=family_str,
                    source_str=entry["instrument_source_str"], instrument_str=entry["instrument_str"],
-                   sample_rate=int(entry["sample_rate"]), path=audio_dir / f"{note_str}.wav")
+                   sample_rate=entry["sample_rate"], path=audio_dir / f"{note_str}.wav")
 
 
 def read_examples(

@@ -45,7 +45,7 @@ from ..checkpoint import load_checkpoint, read_meta
 from ..cmx import from_model_input
 from ..config import NSYNTH_FAMILIES, Config
 from ..data import ensure_dataset, load_features
-from ..train import CHECKPOINT, train
+from ..train import train
 
 N_PITCHES = 128                    # MIDI numbers 0..127: fixed, whatever range the data covers
 N_FAMILIES = len(NSYNTH_FAMILIES)  # 11
@@ -179,29 +179,30 @@ def classifier_dataset(cfg: Config, split: str) -> Batch:
     return from_model_input(x, cmx_cfg.cmx, cfg.spec_shape).contiguous(), labels
 
 
-def fit_classifier(cfg: Config, run_dir: str | Path, resume: bool = False, progress: bool = True,
-                   stop_after: int | None = None) -> tuple[SpectrogramClassifier, dict]:
+def fit_classifier(cfg: Config, run_dir: str | Path, resume: bool = False, overwrite: bool = False,
+                   progress: bool = True, stop_after: int | None = None) -> tuple[SpectrogramClassifier, dict]:
     """Train the classifier on the train split (``cfg.train_classifier``), validating on valid.
 
-    Checkpoints go to ``run_dir/last.*``.  Returns ``(model in eval mode, history)``.
+    Checkpoints go to ``run_dir``.  Returns ``(model in eval mode, history)``.
     """
     ensure_dataset(cfg)
     train_data, valid_data = classifier_dataset(cfg, "train"), classifier_dataset(cfg, "valid")
     torch.manual_seed(cfg.seed)  # the initial weights
     model = SpectrogramClassifier(cfg)
     history = train(model, cfg, cfg.train_classifier, train_data, run_dir, KIND, valid_data=valid_data,
-                    resume=resume, stop_after=stop_after, progress=progress)
+                    resume=resume, overwrite=overwrite, stop_after=stop_after,
+                    progress=progress)
     return model.eval(), history
 
 
 def load_classifier(run_dir: str | Path, cfg: Config | None = None, device: str = "cpu") -> SpectrogramClassifier:
-    """Load ``run_dir/last``; with ``cfg``, first check its audio and classifier settings match.
+    """Load ``run_dir``'s newest checkpoint; with ``cfg``, first check its audio and classifier settings match.
 
     CMX / tokenizer settings may differ: one classifier judges every arm.
     """
-    meta = read_meta(run_dir, CHECKPOINT)
+    meta = read_meta(run_dir)
     model = SpectrogramClassifier(cfg or Config.from_dict(meta["config"]))
-    load_checkpoint(run_dir, CHECKPOINT, model, KIND, cfg)
+    load_checkpoint(run_dir, model, KIND, cfg)
     return model.to(device).eval()
 
 

@@ -12,31 +12,33 @@ from ..cmx import from_model_input, to_model_input
 from ..config import Config
 from ..data import ensure_dataset, load_features
 from ..metrics import log_spectral_distance, spectral_convergence
-from ..train import CHECKPOINT, train
+from ..train import train
 from .model import Tokenizer
 
 
-def fit_tokenizer(cfg: Config, run_dir: str | Path, resume: bool = False, stop_after: int | None = None,
-                  distributed: bool = False, progress: bool = True) -> tuple[Tokenizer, dict]:
+def fit_tokenizer(cfg: Config, run_dir: str | Path, resume: bool = False, overwrite: bool = False,
+                  stop_after: int | None = None, distributed: bool = False, progress: bool = True
+                  ) -> tuple[Tokenizer, dict]:
     """Render/load the dataset, train a tokenizer on its train split, validate on valid.
 
-    Checkpoints go to ``run_dir/last.*``.  Returns ``(tokenizer, history)``.
+    Checkpoints go to ``run_dir`` (see :func:`marslib.train.train` for ``resume`` /
+    ``overwrite``).  Returns ``(tokenizer, history)``.
     """
     ensure_dataset(cfg)
     train_data, valid_data = load_features(cfg, "train"), load_features(cfg, "valid")
     torch.manual_seed(cfg.seed)  # the initial weights
     model = Tokenizer(cfg)
     history = train(model, cfg, cfg.train_tokenizer, train_data, run_dir, "tokenizer", valid_data=valid_data,
-                    resume=resume, stop_after=stop_after, distributed=distributed, progress=progress)
+                    resume=resume, overwrite=overwrite, stop_after=stop_after, distributed=distributed, progress=progress)
     return model.eval(), history
 
 
 def load_tokenizer(run_dir: str | Path, cfg: Config | None = None, device: str = "cpu") -> Tokenizer:
-    """Load ``run_dir/last``; with ``cfg``, first check it was trained for that config."""
-    meta = read_meta(run_dir, CHECKPOINT)
+    """Load ``run_dir``'s newest checkpoint; with ``cfg``, first check it was trained for that config."""
+    meta = read_meta(run_dir)
     model_cfg = cfg or Config.from_dict(meta["config"])
     model = Tokenizer(model_cfg)
-    load_checkpoint(run_dir, CHECKPOINT, model, "tokenizer", cfg)
+    load_checkpoint(run_dir, model, "tokenizer", cfg)
     return model.to(device).eval()
 
 
