@@ -35,7 +35,9 @@ def setup_run(name: str, profile: str, seed: int = 0, device: str = "cpu", data_
     """What the first cell of every notebook does with its papermill parameters.
 
     Builds the profile's config (``data_dir`` overrides ``data.root``; relative
-    paths become absolute so the notebook's working folder does not matter),
+    paths become absolute, resolved against the repository, so the notebook's
+    working folder does not matter; the feature cache, unless ``data.cache_dir``
+    is set, lives beside the dataset: see :func:`marslib.data.feature_cache_dir`),
     seeds everything, and creates ``<out_dir>/<name>/`` for the notebook's
     figures and ``results.json``.
 
@@ -48,7 +50,8 @@ def setup_run(name: str, profile: str, seed: int = 0, device: str = "cpu", data_
     cfg = get_config(profile, over)
     root = Path(__file__).resolve().parent.parent  # the repository (editable install)
     cfg.data.root = str((root / cfg.data.root).resolve())
-    cfg.data.cache_dir = str((root / cfg.data.cache_dir).resolve())
+    if cfg.data.cache_dir:  # else beside data.root, wherever that is
+        cfg.data.cache_dir = str((root / cfg.data.cache_dir).resolve())
     resolve_device(cfg.device)
     seed_everything(seed)
     out = Path(out_dir or root / "runs" / profile).resolve() / name

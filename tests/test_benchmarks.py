@@ -129,7 +129,8 @@ def test_sampling_speed(tmp_path):
     assert rtf["profile"] == "smoke" and _positive(rtf["RTF"]) and _positive(rtf["end to end (s)"])
     assert math.isclose(rtf["RTF"], rtf["end to end (s)"] / rtf["clip seconds"], rel_tol=1e-9)
     # every target names what it measured, and its verdict follows from the number and the goal
-    expected = [("raster / next-scale, paper grid, batch 1", f">= {bench.TARGET_RASTER}", rows[2]["raster / next-scale"])]
+    expected = [("raster / next-scale, paper grid, batch 1", f">= {bench.TARGET_RASTER}",
+                 rows[2]["raster / next-scale"])]
     expected += [(f"next-scale / forward, {r['grid']} grid, batch {r['batch']}", f"<= {bench.TARGET_FORWARD}",
                   r["next-scale / forward"]) for r in rows]
     expected += [("real-time factor, smoke, batch 1", f"< {bench.TARGET_RTF}", rtf["RTF"])]

@@ -7,9 +7,10 @@ import torch
 
 from marslib.autoregressor import NextScaleTransformer
 from marslib.autoregressor.training import tokenizer_fingerprint
-from marslib.checkpoint import save_checkpoint
+from marslib.checkpoint import has_checkpoint, save_checkpoint
 from marslib.cli import build_parser, main
 from marslib.config import get_config
+from marslib.notebooks import REPO_ROOT
 from marslib.tokenizer import Tokenizer
 
 
@@ -93,3 +94,13 @@ def test_sample_writes_wavs_and_the_request(tmp_path):
     for name in request["files"]:
         info = sf.info(out / name)
         assert info.samplerate == 16000 and info.frames == cfg.audio.clip_samples
+
+
+def test_train_writes_only_where_it_is_told(tmp_path, monkeypatch, repo_untouched):
+    """Dataset, feature cache and checkpoints land under --data-dir's folder and --out, not the repository."""
+    monkeypatch.chdir(REPO_ROOT)  # relative defaults (data/..., runs/...) would land in the repository
+    assert main(["train", "tokenizer", "--profile", "smoke", "--data-dir", str(tmp_path / "data"),
+                 "--out", str(tmp_path / "run"), "--set", "train_tokenizer.steps=2",
+                 "train_tokenizer.eval_every=2", "train_tokenizer.checkpoint_every=2"]) == 0
+    assert has_checkpoint(tmp_path / "run" / "tokenizer")
+    assert {p.name.split("-")[0] for p in (tmp_path / "cache").iterdir()} == {"train", "valid"}  # beside the data

@@ -203,7 +203,7 @@ def test_every_notebook_has_checks_and_a_synced_pair():
 
 
 @pytest.mark.parametrize("source", SOURCES, ids=lambda s: s.stem)
-def test_notebook_runs_in_smoke_profile(source, run_dir):
+def test_notebook_runs_in_smoke_profile(source, run_dir, repo_untouched):
     results = execute_notebook(source, "smoke", run_dir, data_dir=run_dir.parent / "data", seed=0)
     out = run_dir / source.stem
     assert results["profile"] == "smoke" and results["seed"] == 0
@@ -215,7 +215,7 @@ def test_notebook_runs_in_smoke_profile(source, run_dir):
     CHECKS[source.stem](results, out)
 
 
-def test_same_seed_same_numbers(tmp_path):
+def test_same_seed_same_numbers(tmp_path, repo_untouched):
     """Notebook 01 twice with one seed: identical results.json."""
     first, second = (execute_notebook(SOURCES[0], "smoke", tmp_path / d, data_dir=tmp_path / "data")
                      for d in ("a", "b"))
