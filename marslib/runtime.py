@@ -59,6 +59,19 @@ def setup_run(name: str, profile: str, seed: int = 0, device: str = "cpu", data_
     return cfg, out
 
 
+def initial_model(factory: Callable[[], torch.nn.Module], seed: int) -> torch.nn.Module:
+    """``factory()`` built right after ``torch.manual_seed(seed)``, in eval mode.
+
+    That is the model ``fit_tokenizer``, ``fit_ar`` and ``fit_classifier`` start
+    training from (they seed with ``cfg.seed`` just before building it), so the
+    notebooks can score it beside the trained one and show what training bought.
+    The global RNG is left as it was.
+    """
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        return factory().eval()
+
+
 def atomic_write(path: Path, write: Callable[[str], object]) -> None:
     """Call ``write(tmp_name)`` then rename onto ``path``: readers never see half a file."""
     path.parent.mkdir(parents=True, exist_ok=True)

@@ -145,3 +145,16 @@ def test_two_process_replicas_agree_with_restarts(tmp_path):
     ranks = _torchrun(tmp_path, restart_every=2)
     for name, p in ranks[0]["state"].items():
         assert torch.equal(p, ranks[1]["state"][name]), name
+
+
+def test_initial_model_is_the_seeded_start_and_leaves_the_rng_alone():
+    from marslib.runtime import initial_model
+
+    cfg = get_config("smoke")
+    torch.manual_seed(5)
+    state = torch.get_rng_state()
+    model = initial_model(lambda: Tokenizer(cfg), cfg.seed)
+    assert torch.equal(torch.get_rng_state(), state) and not model.training
+    torch.manual_seed(cfg.seed)  # what fit_tokenizer does before building the model it trains
+    for (name, p), q in zip(Tokenizer(cfg).state_dict().items(), model.state_dict().values()):
+        assert torch.equal(p, q), name
