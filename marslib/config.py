@@ -89,7 +89,8 @@ class DataConfig:
     render_seconds: float = 4.0     # NSynth clips are 4 s ...
     note_seconds: float = 3.0       # ... with a 3 s note-on
     split_fractions: tuple[float, float, float] = (0.8, 0.1, 0.1)  # train / valid / test
-    cache_dir: str = "data/cache"   # feature cache (files keyed by a hash of the config)
+    cache_dir: str = ""             # feature cache (files keyed by a hash of the config and the files);
+                                    # "" = cache/ beside the dataset: <parent of data.root>/cache
 
 
 @dataclass

@@ -56,7 +56,9 @@ def setup_run(name: str, profile: str, seed: int = 0, device: str = "cpu", data_
 
     Builds the profile's config with ``overrides`` (dotted keys, a dict or a JSON
     string, see :func:`as_overrides`; ``data_dir`` overrides ``data.root``; relative
-    paths become absolute so the notebook's working folder does not matter),
+    paths become absolute, resolved against the repository, so the notebook's
+    working folder does not matter; the feature cache, unless ``data.cache_dir``
+    is set, lives beside the dataset: see :func:`marslib.data.feature_cache_dir`),
     seeds everything, and creates ``<out_dir>/<name>/`` for the notebook's
     figures and ``results.json``.
 
@@ -69,7 +71,8 @@ def setup_run(name: str, profile: str, seed: int = 0, device: str = "cpu", data_
     cfg = get_config(profile, over)
     root = Path(__file__).resolve().parent.parent  # the repository (editable install)
     cfg.data.root = str((root / cfg.data.root).resolve())
-    cfg.data.cache_dir = str((root / cfg.data.cache_dir).resolve())
+    if cfg.data.cache_dir:  # else beside data.root, wherever that is
+        cfg.data.cache_dir = str((root / cfg.data.cache_dir).resolve())
     resolve_device(cfg.device)
     seed_everything(seed)
     out = Path(out_dir or root / "runs" / profile).resolve() / name
@@ -86,6 +89,19 @@ def run_record(cfg: Config, overrides: dict | str | None = None) -> dict:
     dataset = {split: len(split_examples(cfg, split)) for split in SPLITS
                if (split_dir(cfg.data.root, split) / "examples.json").is_file()}
     return {"overrides": as_overrides(overrides), "config": cfg.to_dict(), "dataset": dataset or None}
+
+
+def initial_model(factory: Callable[[], torch.nn.Module], seed: int) -> torch.nn.Module:
+    """``factory()`` built right after ``torch.manual_seed(seed)``, in eval mode.
+
+    That is the model ``fit_tokenizer``, ``fit_ar`` and ``fit_classifier`` start
+    training from (they seed with ``cfg.seed`` just before building it), so the
+    notebooks can score it beside the trained one and show what training bought.
+    The global RNG is left as it was.
+    """
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        return factory().eval()
 
 
 def atomic_write(path: Path, write: Callable[[str], object]) -> None:

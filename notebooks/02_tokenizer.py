@@ -63,9 +63,10 @@ from marslib.data import ensure_dataset, load_features
 from marslib.metrics import log_spectral_distance, spectral_convergence
 from marslib.plotting import (FigureSaver, plot_codebook_usage, plot_scale_pyramid, plot_spectrogram,
                               plot_training_curves)
-from marslib.runtime import run_record, setup_run
+from marslib.runtime import initial_model, run_record, setup_run
 from marslib.tokenizer import MultiScaleQuantizer, Tokenizer
 from marslib.tokenizer.training import fit_tokenizer, reconstruction_report
+from marslib.train import evaluate as mean_losses  # mean of each training loss term
 from marslib.widgets import scale_scrubber
 
 cfg, out = setup_run("02_tokenizer", profile, seed, device, data_dir, out_dir, overrides)
@@ -336,6 +337,21 @@ print(f"validation at step {history['valid'][-1]['step']}:", {k: round(v, 4) for
 assert train_steps == cfg.train_tokenizer.steps and not model.training
 
 # %% [markdown]
+# **Did it learn?** `initial_model` rebuilds the weights this training *started from*
+# (same seed, no step taken); we score them on the same validation split. The test
+# suite asserts that training beat them by a clear margin, in `smoke` too, so a
+# training loop that silently does nothing cannot pass. (The `vq` term may rise: it
+# grows with the latents, which start near zero.)
+
+# %%
+model_device = next(model.parameters()).device
+untrained = initial_model(lambda: Tokenizer(cfg), cfg.seed).to(model_device)
+untrained_valid = mean_losses(untrained, (X_valid, labels_valid), cfg.train_tokenizer.batch_size, model_device)
+untrained_valid = {k: untrained_valid[k] for k in final_valid}  # loss, l1, l2, spectral, vq
+for k in final_valid:
+    print(f"valid {k:>8}: untrained {untrained_valid[k]:8.4f} -> trained {final_valid[k]:8.4f}")
+
+# %% [markdown]
 # The loss terms during training: the training values are per batch (smoothed when
 # there are many), the validation values are means over the held-out split. A panel whose
 # values span more than a factor of ten gets a logarithmic vertical axis, so equal
@@ -470,12 +486,14 @@ print(inspect.getsource(reconstruction_report))
 # %%
 spec_full = cmx.from_model_input(X_valid, cfg.cmx, cfg.spec_shape)        # (N, 1, F, T) full spectrograms
 rep_cmx = reconstruction_report(model, spec_full)
+rep_untrained = reconstruction_report(untrained, spec_full)  # the initial weights, before training
 rep_cmx_perfect = reconstruction_report(None, spec_full, cfg)
 trunc_cfg = get_config(profile, {"cmx.mode": "truncate"})
 rep_trunc = reconstruction_report(None, spec_full, trunc_cfg)
 assert rep_cmx_perfect["lsd"] == 0 and rep_cmx_perfect["sc"] == 0, "CMX alone must be lossless"
 
 rows = [("CMX tokenizer trained here", rep_cmx),
+        ("the same tokenizer untrained (its initial weights)", rep_untrained),
         ("CMX alone (a perfect CMX tokenizer)", rep_cmx_perfect),
         ("truncation alone (a perfect truncation tokenizer: the ceiling)", rep_trunc)]
 html = ("<table><tr><th>on the held-out split</th><th>LSD (dB)</th><th>SC</th><th>tokens per clip</th></tr>"
@@ -490,6 +508,7 @@ for name, r in rows:  # the same numbers as text
 # *before* any learning; a trained CMX tokenizer pays for its own imperfection instead.
 # Whether a small, briefly trained CMX tokenizer beats the truncation ceiling depends
 # on the profile and the training budget, so the numbers are printed, not promised.
+# The untrained row is what training bought: the same network before its first step.
 #
 # **Quality per scale.** The same measurement for every prefix of the pyramid shows
 # what each scale buys. (We check that the last point equals `reconstruction_report`.)
@@ -624,9 +643,9 @@ results = {
     "clip_seconds": a.clip_seconds,
     "toy_relative_error_per_scales": toy_rel_error,
     "train_steps": train_steps,
-    "final_train_loss": final_train["loss"],
     "final_train": final_train,                                     # last batch: loss, l1, l2, spectral, vq
     "final_valid": final_valid,                                     # last validation: loss, l1, l2, spectral, vq
+    "untrained": {"final_valid": untrained_valid, "reconstruction": rep_untrained},  # initial weights, same seed
     "n_valid": n_valid,
     "codebook_usage": {"per_scale": usage_per_scale, "union": usage_union,
                        "max_possible_per_scale": [min(1.0, n_valid * t / V) for t in tokens_per_scale],

@@ -28,3 +28,26 @@ def harmonic_note(f0: float = 220.0, sample_rate: int = 16000, seconds: float = 
 @pytest.fixture
 def note():
     return harmonic_note()
+
+
+def _repo_outputs() -> dict[str, int]:
+    """Every file and folder under the repository's data/, runs/ and reports/, with its mtime (ns)."""
+    from marslib.notebooks import REPO_ROOT  # the checkout marslib is imported from
+
+    found = {}
+    for top in ("data", "runs", "reports"):
+        for p in [REPO_ROOT / top, *(REPO_ROOT / top).rglob("*")]:
+            if p.exists():
+                found[str(p.relative_to(REPO_ROOT))] = p.stat().st_mtime_ns
+    return found
+
+
+@pytest.fixture
+def repo_untouched():
+    """Fails the test (at teardown) if it added, changed or removed anything under the
+    repository's data/, runs/ or reports/: tests write under tmp_path only."""
+    before = _repo_outputs()
+    yield
+    after = _repo_outputs()
+    changed = sorted({p for p in before.keys() | after.keys() if before.get(p) != after.get(p)})
+    assert not changed, f"the test wrote into the repository: {changed[:10]}"

@@ -151,3 +151,26 @@ def test_raster_baseline_trains_end_to_end(tmp_path):
     assert has_checkpoint(tmp_path / "run" / "raster")
     tokens = model.sample(PITCH[:1], FAMILY[:1])
     assert tokenizer.decode([tokens]).shape == (1, *cfg.input_shape)
+
+
+@pytest.mark.parametrize("cfg_scale", [1.5, 4.0])
+def test_cfg_guided_logits_follow_the_formula(models, cfg_scale):
+    """Guided logits at scale k are ``(1 + t_k) * cond - t_k * uncond``, ``t_k = cfg_scale * k / (K - 1)``.
+
+    The conditional and unconditional logits are recomputed here by teacher
+    forcing the tokens that sampling chose, once with the labels and once with
+    the null class, so a flipped formula or a wrong ramp changes the comparison.
+    """
+    cfg, tok, ar = models
+    idx, guided = sample_tokens(ar, tok, PITCH, FAMILY, cfg_scale=cfg_scale, seed=0, return_logits=True)
+    tf = tok.teacher_forcing_inputs(idx)
+    with torch.no_grad():
+        cond = ar(PITCH, FAMILY, tf)
+        uncond = ar(*ar.condition.null(len(PITCH), PITCH.device), tf)
+    K = len(ar.scales)
+    for k in range(K):
+        sl = ar.scale_slice(k)
+        c, u = cond[:, sl], uncond[:, sl]
+        assert (c - u).abs().max() > 0.1           # the null class really differs, or the check is vacuous
+        t = cfg_scale * k / (K - 1)
+        assert torch.allclose(guided[k], (1 + t) * c - t * u, atol=1e-4), f"scale {k}, t = {t}"

@@ -1,4 +1,9 @@
-"""Smoke runs of the benchmark scripts (smoke profile, one repetition): rows and positive numbers.
+"""Smoke runs of the benchmark scripts (smoke-sized models, few repetitions).
+
+Timings are machine-dependent, so the tests check what must hold anyway: the
+derived columns are the ratios of the measured ones, every target's verdict
+follows from its number and goal, the deterministic memory ratios, and the
+number of forward passes each sampler makes (K against h*w).
 
 The scripts live in ``benchmarks/`` (not a package); they are imported from their files.
 """
@@ -27,6 +32,19 @@ def _positive(x) -> bool:
     return isinstance(x, (int, float)) and math.isfinite(x) and x > 0
 
 
+def _goal_met(goal: str, measured: float) -> bool:
+    """Evaluate a target's goal string (``">= 8.0"``, ``"<= 1.5"``, ``"< 1.0"``) on a measurement."""
+    op, threshold = goal.split()
+    threshold = float(threshold)
+    return {">=": measured >= threshold, "<=": measured <= threshold, "<": measured < threshold}[op]
+
+
+def test_goal_parser():
+    assert _goal_met(">= 8.0", 8.0) and not _goal_met(">= 8.0", 7.9)
+    assert _goal_met("<= 1.5", 1.5) and not _goal_met("<= 1.5", 1.6)
+    assert _goal_met("< 1.0", 0.5) and not _goal_met("< 1.0", 1.0)
+
+
 def test_tokenizer_cmx_vs_full(tmp_path):
     out = tmp_path / "tok.json"
     res = _load("tokenizer_cmx_vs_full").main(["--profile", "smoke", "--repeats", "1", "--json", str(out)])
@@ -36,23 +54,87 @@ def test_tokenizer_cmx_vs_full(tmp_path):
     for r in rows.values():
         for key in ("params (M)", "ms / step", "activations (MB)", "time / cmx", "memory / cmx"):
             assert _positive(r[key]), (r["variant"], key, r[key])
+        # the derived columns are the ratios of the measured ones
+        assert math.isclose(r["time / cmx"], r["ms / step"] / rows["cmx"]["ms / step"], rel_tol=1e-9)
+        assert math.isclose(r["memory / cmx"], r["activations (MB)"] / rows["cmx"]["activations (MB)"],
+                            rel_tol=1e-9)
+        assert r["tokens"] == math.prod(int(n) for n in r["latent"].split("x"))
+    assert rows["cmx"]["time / cmx"] == rows["cmx"]["memory / cmx"] == 1
     assert len({r["tokens"] for r in rows.values()}) == 1           # same token budget
     assert len({r["latent"] for r in rows.values()}) == 1
     assert rows["cmx"]["input (C,H,W)"] == "4x32x128" and rows["full"]["input (C,H,W)"] == "1x64x256"
-    # saved-for-backward bytes are deterministic: the full spectrogram needs more
-    assert rows["full"]["activations (MB)"] > rows["cmx"]["activations (MB)"]
+    assert rows["truncate"]["input (C,H,W)"] == "1x32x128"
+    # Saved-for-backward bytes are deterministic (measured: full 3.69x, truncate 0.93x of CMX's):
+    # the unfolded spectrogram costs several times CMX's memory, truncation about the same.
+    assert rows["full"]["memory / cmx"] > 3 and 0.8 < rows["truncate"]["memory / cmx"] <= 1
+    assert rows["full"]["time / cmx"] > 1.5                          # timing; measured 4.6x
+
+
+def _count_passes(fn) -> int:
+    """How many times ``fn`` runs an output head: one per forward pass of either transformer."""
+    from marslib.autoregressor.blocks import AdaLNHead
+
+    calls, forward = [0], AdaLNHead.forward
+
+    def counting(self, *args, **kwargs):
+        calls[0] += 1
+        return forward(self, *args, **kwargs)
+
+    AdaLNHead.forward = counting
+    try:
+        fn()
+    finally:
+        AdaLNHead.forward = forward
+    return calls[0]
+
+
+def test_sampling_passes_are_k_and_h_times_w():
+    """The structural speedup the timings rest on: K passes for next-scale, h*w for raster, 1 forward."""
+    import torch
+
+    from marslib.config import get_config
+
+    bench = _load("sampling_speed")
+    for grid in ("smoke", "paper"):
+        cfg = get_config(grid)
+        fns, row = bench.grid_fns(grid, "smoke", 1, 1.5, torch.device("cpu"))
+        h, w = cfg.latent_shape
+        assert (row["K"], row["L raster"]) == (len(cfg.tokenizer.scales), h * w)
+        assert {name: _count_passes(fn) for name, fn in fns.items()} == {
+            "next-scale": row["K"], "raster": row["L raster"], "forward": 1}
 
 
 def test_sampling_speed(tmp_path):
+    """Both token grids (the paper's too, for its raster target) with the smoke-sized models."""
     out = tmp_path / "sampling.json"
-    res = _load("sampling_speed").main(["--profile", "smoke", "--repeats", "1", "--batch-sizes", "1", "2",
-                                        "--json", str(out)])
+    bench = _load("sampling_speed")
+    res = bench.main(["--grids", "smoke", "paper", "--model", "smoke", "--rtf", "smoke", "--repeats", "3",
+                      "--batch-sizes", "1", "2", "--json", str(out)])
     assert json.loads(out.read_text()) == json.loads(json.dumps(res))
-    assert [(r["grid"], r["batch"]) for r in res["rows"]] == [("smoke", 1), ("smoke", 2)]
-    for r in res["rows"]:
-        assert (r["L next-scale"], r["L raster"], r["K"]) == (1 + 2 + 8 + 16 + 64, 64, 5)
+    rows = res["rows"]
+    assert [(r["grid"], r["batch"]) for r in rows] == [("smoke", 1), ("smoke", 2), ("paper", 1), ("paper", 2)]
+    for r in rows:
+        assert (r["L next-scale"], r["L raster"], r["K"]) == {"smoke": (1 + 2 + 8 + 16 + 64, 64, 5),
+                                                               "paper": (680, 256, 10)}[r["grid"]]
         for key in ("next-scale (ms)", "raster (ms)", "forward (ms)", "raster / next-scale", "next-scale / forward"):
             assert _positive(r[key]), (key, r[key])
+        # the derived columns are the ratios of the measured ones
+        assert math.isclose(r["raster / next-scale"], r["raster (ms)"] / r["next-scale (ms)"], rel_tol=1e-9)
+        assert math.isclose(r["next-scale / forward"], r["next-scale (ms)"] / r["forward (ms)"], rel_tol=1e-9)
+        assert math.isclose(r["next-scale ms / clip"], r["next-scale (ms)"] / r["batch"], rel_tol=1e-9)
+    # No timing ratio is asserted: on a shared 2-core machine even the smoke grid's
+    # raster / next-scale (64 passes against 5; measured 4.6-7.7x) fell to 1.97x under
+    # load.  test_sampling_passes_are_k_and_h_times_w checks the pass counts instead.
     rtf = res["rtf"]
     assert rtf["profile"] == "smoke" and _positive(rtf["RTF"]) and _positive(rtf["end to end (s)"])
-    assert {t["verdict"] for t in res["targets"]} <= {"PASS", "MISS"} and len(res["targets"]) == 3
+    assert math.isclose(rtf["RTF"], rtf["end to end (s)"] / rtf["clip seconds"], rel_tol=1e-9)
+    # every target names what it measured, and its verdict follows from the number and the goal
+    expected = [("raster / next-scale, paper grid, batch 1", f">= {bench.TARGET_RASTER}",
+                 rows[2]["raster / next-scale"])]
+    expected += [(f"next-scale / forward, {r['grid']} grid, batch {r['batch']}", f"<= {bench.TARGET_FORWARD}",
+                  r["next-scale / forward"]) for r in rows]
+    expected += [("real-time factor, smoke, batch 1", f"< {bench.TARGET_RTF}", rtf["RTF"])]
+    assert [(t["target"], t["goal"], t["measured"]) for t in res["targets"]] == expected
+    for t in res["targets"]:
+        assert t["verdict"] == ("PASS" if _goal_met(t["goal"], t["measured"]) else "MISS"), t
+    assert res["targets"][-1]["verdict"] == "PASS"      # a smoke clip generates far faster than real time

@@ -1,19 +1,69 @@
+import argparse
 import json
 
+import pytest
 import soundfile as sf
 import torch
 
 from marslib.autoregressor import NextScaleTransformer
 from marslib.autoregressor.training import tokenizer_fingerprint
-from marslib.checkpoint import save_checkpoint
-from marslib.cli import main
+from marslib.checkpoint import has_checkpoint, save_checkpoint
+from marslib.cli import build_parser, main
 from marslib.config import get_config
+from marslib.notebooks import REPO_ROOT
 from marslib.tokenizer import Tokenizer
 
 
-def test_help_and_profiles(capsys):
+def test_profiles(capsys):
     assert main(["profiles"]) == 0
-    assert "paper" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert all(name in out for name in ("smoke", "course", "paper"))
+
+
+COMMON = ["--profile", "--seed", "--device", "--set"]
+TRAIN = COMMON + ["--out", "--data-dir", "--resume", "--overwrite", "--distributed"]
+HELP = {  # every command (and command group), with options its usage must name
+    (): ["profiles", "data", "train", "sample", "evaluate", "report", "reproduce"],
+    ("profiles",): [],
+    ("data",): ["synth", "info"],
+    ("data", "synth"): COMMON + ["--root", "--overwrite"],
+    ("data", "info"): COMMON + ["--root"],
+    ("train",): ["tokenizer", "ar", "raster", "truncation", "classifier"],
+    **{("train", model): TRAIN for model in ("tokenizer", "ar", "raster", "truncation", "classifier")},
+    ("sample",): ["--checkpoint", "--pitch", "--family", "--n", "--out", "--cfg", "--temperature", "--top-k",
+                  "--top-p", "--seed", "--device"],
+    ("evaluate",): COMMON + ["--run", "--data-dir", "--systems", "--train-classifier"],
+    ("report",): ["--run", "--out"],
+    ("reproduce",): COMMON + ["--out", "--data-dir", "--notebooks"],
+}
+
+
+def _commands(parser: argparse.ArgumentParser, path: tuple = ()) -> dict[tuple, argparse.ArgumentParser]:
+    """Every (sub)command of the parser, by its path of names."""
+    found = {path: parser}
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for name, sub in action.choices.items():
+                found |= _commands(sub, path + (name,))
+    return found
+
+
+def test_help_lists_every_command():
+    assert set(_commands(build_parser())) == set(HELP)
+
+
+@pytest.mark.parametrize("path", list(HELP), ids=lambda p: " ".join(("mars",) + p))
+def test_help_exits_0_and_names_the_options(path, capsys):
+    with pytest.raises(SystemExit) as exit_:
+        main([*path, "--help"])
+    assert exit_.value.code == 0
+    out = capsys.readouterr().out
+    assert out.startswith(f"usage: {' '.join(('mars',) + path)}"), out[:200]
+    parser = _commands(build_parser())[path]
+    options = {o for a in parser._actions for o in a.option_strings if o.startswith("--")} - {"--help"}
+    assert options >= set(o for o in HELP[path] if o.startswith("--"))   # nothing expected went missing
+    for word in sorted(options | set(HELP[path])):
+        assert word in out, f"mars {' '.join(path)} --help does not mention {word}"
 
 
 def test_bad_input_is_one_clear_line_and_exit_2(tmp_path, capsys):
@@ -44,3 +94,13 @@ def test_sample_writes_wavs_and_the_request(tmp_path):
     for name in request["files"]:
         info = sf.info(out / name)
         assert info.samplerate == 16000 and info.frames == cfg.audio.clip_samples
+
+
+def test_train_writes_only_where_it_is_told(tmp_path, monkeypatch, repo_untouched):
+    """Dataset, feature cache and checkpoints land under --data-dir's folder and --out, not the repository."""
+    monkeypatch.chdir(REPO_ROOT)  # relative defaults (data/..., runs/...) would land in the repository
+    assert main(["train", "tokenizer", "--profile", "smoke", "--data-dir", str(tmp_path / "data"),
+                 "--out", str(tmp_path / "run"), "--set", "train_tokenizer.steps=2",
+                 "train_tokenizer.eval_every=2", "train_tokenizer.checkpoint_every=2"]) == 0
+    assert has_checkpoint(tmp_path / "run" / "tokenizer")
+    assert {p.name.split("-")[0] for p in (tmp_path / "cache").iterdir()} == {"train", "valid"}  # beside the data

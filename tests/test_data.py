@@ -309,6 +309,27 @@ def test_feature_cache_is_reused_and_invalidated(smoke, monkeypatch):
     assert not [p for p in cache.iterdir() if p.name.endswith(".tmp")]
 
 
+def test_feature_cache_follows_the_dataset(tmp_path):
+    """By default the cache sits beside the dataset a run uses, so a temporary dataset caches in its
+    temporary folder, not in the repository's data/cache."""
+    from marslib.data import feature_cache_dir
+    from marslib.notebooks import REPO_ROOT
+    from marslib.runtime import setup_run
+
+    root = tmp_path / "datasets" / "nsynth"
+    assert feature_cache_dir(get_config("smoke", {"data.root": str(root)})) == tmp_path / "datasets" / "cache"
+    assert feature_cache_dir(get_config("smoke")) == Path("data/cache")        # the repository's layout
+    explicit = get_config("smoke", {"data.root": str(root), "data.cache_dir": str(tmp_path / "elsewhere")})
+    assert feature_cache_dir(explicit) == tmp_path / "elsewhere"
+    cfg, _ = setup_run("x", "smoke", data_dir=str(root), out_dir=str(tmp_path / "runs"))      # notebooks
+    assert feature_cache_dir(cfg) == tmp_path / "datasets" / "cache"
+    cfg, _ = setup_run("x", "smoke", out_dir=str(tmp_path / "runs"))
+    assert feature_cache_dir(cfg) == REPO_ROOT / "data" / "cache"
+    cfg, _ = setup_run("x", "smoke", data_dir=str(root), out_dir=str(tmp_path / "runs"),
+                       overrides={"data.cache_dir": "data/my_cache"})      # relative: the repository's
+    assert feature_cache_dir(cfg) == REPO_ROOT / "data" / "my_cache"
+
+
 def test_spectrogram_dataset_batches(smoke):
     ds = SpectrogramDataset(smoke, "train")
     x, y = ds[0]

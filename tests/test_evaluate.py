@@ -24,6 +24,7 @@ from marslib.evaluate import (SYSTEMS, available_systems, check_fresh, evaluate,
                               results_table)
 from marslib.evaluate import test_clips as held_out_clips  # (not a test: pytest would collect "test_*")
 from marslib.metrics import SpectrogramClassifier
+from marslib.notebooks import REPO_ROOT
 from marslib.report import PAPER_METRICS, build_report, paper_claims
 from marslib.tokenizer import Tokenizer
 
@@ -47,8 +48,8 @@ def _save_models(run, cfg, seed=0):
 
 @pytest.fixture(scope="module")
 def evaluated(tmp_path_factory):
-    cfg = get_config("smoke")
-    ensure_dataset(cfg)
+    cfg = get_config("smoke", {"data.root": str(tmp_path_factory.mktemp("smoke") / "data")})
+    ensure_dataset(cfg)  # the feature cache goes beside it, in the same temporary folder
     run = tmp_path_factory.mktemp("run")
     _save_models(run, cfg)
     return cfg, run, evaluate(cfg, run, progress=False)
@@ -104,7 +105,8 @@ def test_stale_results_are_refused(evaluated, tmp_path):
     shutil.copytree(run, copy)
     check_fresh(results, copy)  # nothing changed
     assert fresh_rows(cfg, copy) == results["rows"]
-    assert fresh_rows(get_config("smoke", {"eval.kid_subsets": 3}), copy) == {}  # another judge
+    other_judge = get_config("smoke", {"data.root": cfg.data.root, "eval.kid_subsets": 3})
+    assert fresh_rows(other_judge, copy) == {}
     torch.manual_seed(123)      # "retrain" the transformer: other weights, same folder
     save_checkpoint(copy / "ar", NextScaleTransformer(cfg.ar, cfg.tokenizer), cfg, "ar", 2,
                     made_from=tokenizer_fingerprint(copy / "tokenizer"))
@@ -115,13 +117,13 @@ def test_stale_results_are_refused(evaluated, tmp_path):
         build_report(copy, tmp_path / "report")
 
 
-def test_floor_row_pairs_each_test_clip_with_a_train_note_of_its_family():
-    cfg = get_config("smoke")
+def test_floor_row_pairs_each_test_clip_with_a_train_note_of_its_family(evaluated):
+    cfg = evaluated[0]
     test = held_out_clips(cfg)
     floor = real_train_clips(cfg, test)
     assert floor.waves.shape == test.waves.shape
     assert (floor.family == test.family).all()
-    capped = held_out_clips(get_config("smoke", {"eval.max_conditions": 3}))
+    capped = held_out_clips(get_config("smoke", {"data.root": cfg.data.root, "eval.max_conditions": 3}))
     assert len(capped.waves) == 3
 
 
@@ -140,7 +142,7 @@ def test_report_is_computed_from_the_run(evaluated, tmp_path):
     assert f"{delta:+.2f}" in text
 
 
-def test_cli_evaluate_and_report(evaluated, tmp_path, capsys):
+def test_cli_evaluate_and_report(evaluated, tmp_path, capsys, monkeypatch, repo_untouched):
     cfg, run, _ = evaluated
     assert main(["report", "--run", str(tmp_path / "nowhere")]) == 2
     assert "does not exist" in capsys.readouterr().err
@@ -148,11 +150,13 @@ def test_cli_evaluate_and_report(evaluated, tmp_path, capsys):
     empty.mkdir()
     assert main(["report", "--run", str(empty)]) == 2
     assert "mars evaluate" in capsys.readouterr().err
-    assert main(["evaluate", "--profile", "smoke", "--run", str(empty)]) == 2
+    monkeypatch.chdir(REPO_ROOT)  # relative defaults (data/..., reports/) would land in the repository
+    data = ["--data-dir", cfg.data.root]
+    assert main(["evaluate", "--profile", "smoke", "--run", str(empty), *data]) == 2
     assert "no checkpoint" in capsys.readouterr().err
     copy = tmp_path / "run"
     shutil.copytree(run, copy)
-    assert main(["evaluate", "--profile", "smoke", "--run", str(copy), "--systems", "griffin_lim"]) == 0
+    assert main(["evaluate", "--profile", "smoke", "--run", str(copy), "--systems", "griffin_lim", *data]) == 0
     assert "phase ceiling" in capsys.readouterr().out
     assert main(["report", "--run", str(copy)]) == 0  # smoke reports stay inside the run folder
     assert (copy / "report" / "REPORT.md").exists()

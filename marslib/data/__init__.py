@@ -11,7 +11,8 @@
 Defined in notebook 01.
 """
 
-from .dataset import SpectrogramDataset, cache_key, load_clips, load_features, split_examples
+from .dataset import (SpectrogramDataset, cache_key, feature_cache_dir, load_clips, load_features,
+                      split_examples)
 from .instruments import (FAMILY_INSTRUMENTS, Instrument, instrument_for_program, instrument_str,
                           soundfont_path)
 from .nsynth import SPLITS, DatasetError, Example, is_nsynth_root, read_examples, split_dir
@@ -20,7 +21,8 @@ from .render import ensure_dataset, read_manifest, render_dataset, render_note
 
 __all__ = [
     "DatasetError", "Example", "FAMILY_INSTRUMENTS", "Instrument", "Note", "SPLITS",
-    "SpectrogramDataset", "assign_splits", "cache_key", "ensure_dataset", "instrument_for_program",
+    "SpectrogramDataset", "assign_splits", "cache_key", "ensure_dataset", "feature_cache_dir",
+    "instrument_for_program",
     "instrument_str", "is_nsynth_root", "load_clips", "load_features", "plan_notes", "read_examples",
     "read_manifest", "render_dataset", "render_note", "soundfont_path", "split_dir",
     "split_examples",

@@ -7,7 +7,9 @@ For every example of a split::
 
 Only the model input is stored; :func:`marslib.cmx.from_model_input` gives the
 ``(1, F, T)`` spectrogram back.  The cache is a safetensors file under
-``cfg.data.cache_dir`` named by a hash of everything the features depend on
+:func:`feature_cache_dir` (``cfg.data.cache_dir``; by default ``cache/`` beside the
+dataset folder, so a run on a dataset in a temporary folder caches there too),
+named by a hash of everything the features depend on
 (audio + CMX config, data filters, and each wav's name, size and mtime), so
 changing the front-end or re-rendering the data never serves stale features;
 a damaged cache file is deleted and rebuilt, with a warning.
@@ -80,6 +82,16 @@ def repair_hint(root: str | Path) -> str:
     return f"re-download or re-extract NSynth into {root}"
 
 
+def feature_cache_dir(cfg: Config) -> Path:
+    """Where :func:`load_features` caches: ``cfg.data.cache_dir``, or if that is empty (the
+    default) ``cache/`` beside the dataset, ``<parent of data.root>/cache``.
+
+    The cache follows the dataset a run is given: ``data/mini_nsynth_smoke`` caches in
+    ``data/cache``, a dataset under ``/tmp/x/data`` in ``/tmp/x/cache``.
+    """
+    return Path(cfg.data.cache_dir) if cfg.data.cache_dir else Path(cfg.data.root).parent / "cache"
+
+
 def load_clips(cfg: Config, examples: list[Example]) -> np.ndarray:
     """Waveforms ``(N, clip_samples)`` float32 of ``examples``: loaded, resampled, cropped or padded.
 
@@ -132,7 +144,7 @@ def _save_atomic(path: Path, tensors: dict[str, torch.Tensor], metadata: dict[st
 
 
 def load_features(cfg: Config, split: str) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
-    """All model inputs and labels of a split (cached on disk).
+    """All model inputs and labels of a split (cached on disk, in :func:`feature_cache_dir`).
 
     Returns:
         ``X``: ``(N, C, F/r, T/r)`` float32, ``cfg.input_shape`` per example;
@@ -144,7 +156,7 @@ def load_features(cfg: Config, split: str) -> tuple[torch.Tensor, dict[str, torc
         d = cfg.data
         raise DatasetError(f"split {split!r} of {d.root} has no examples for families {d.families}, "
                            f"pitches {d.pitch_min}..{d.pitch_max}, velocities {d.velocities}")
-    path = Path(cfg.data.cache_dir) / f"{split}-{cache_key(cfg, split, examples)}.safetensors"
+    path = feature_cache_dir(cfg) / f"{split}-{cache_key(cfg, split, examples)}.safetensors"
     expected = (len(examples), *cfg.input_shape)
     tensors = _read_cache(path, expected) if path.is_file() else None
     if tensors is None:
