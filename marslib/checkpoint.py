@@ -278,9 +278,10 @@ DEFAULT_MODEL_CONFIG = ("audio", "cmx", "tokenizer")
 
 # What a *training run* depends on: its model, its data, its schedule and its seed.
 # A resumed run must agree on all of it, except ``<train section>.steps``, which may
-# grow (recorded in the history).  Paths (data.root, data.cache_dir), the device and
+# grow (recorded in the history).  Paths (data.root, data.cache_dir), reading (data.workers), the device and
 # sampling settings (ar.cfg_scale ...) do not change what is learned.
-_DATA = tuple(f"data.{f.name}" for f in dataclasses.fields(Config().data) if f.name not in ("root", "cache_dir"))
+_DATA = tuple(f"data.{f.name}" for f in dataclasses.fields(Config().data)
+              if f.name not in ("root", "cache_dir", "workers", "source"))
 _AR_TRAINING = ("ar.depth", "ar.width", "ar.heads", "ar.cond_dropout")
 TRAINING_CONFIG: dict[str, tuple[str, ...]] = {
     "tokenizer": ("seed", "audio", "cmx", *_DATA, "tokenizer", "train_tokenizer"),

@@ -89,6 +89,11 @@ class DataConfig:
     render_seconds: float = 4.0     # NSynth clips are 4 s ...
     note_seconds: float = 3.0       # ... with a 3 s note-on
     split_fractions: tuple[float, float, float] = (0.8, 0.1, 0.1)  # train / valid / test
+    source: str = "render"          # "render": a mini-NSynth, rendered if missing; "nsynth": the real
+                                    # download, which must be at data.root (never rendered)
+    skip_bad_notes: bool = False    # a note that cannot be read: False = stop, naming the file;
+                                    # True = report it, leave it out, record it in the feature store
+    workers: int = 0                # DataLoader processes reading the feature store during training
     cache_dir: str = ""             # feature cache (files keyed by a hash of the config and the files);
                                     # "" = cache/ beside the dataset: <parent of data.root>/cache
 
@@ -322,6 +327,11 @@ def validate(cfg: Config) -> None:
     if not 0 < d.note_seconds <= d.render_seconds:
         raise ConfigError(f"need 0 < data.note_seconds ({d.note_seconds}) <= data.render_seconds "
                           f"({d.render_seconds})")
+    if d.source not in ("render", "nsynth"):
+        raise ConfigError(f"data.source must be 'render' (a mini-NSynth) or 'nsynth' (the real download), "
+                          f"got {d.source!r}")
+    if d.workers < 0:
+        raise ConfigError(f"data.workers must be >= 0 (0 = read in the training process), got {d.workers}")
     if set(d.velocities) - set(NSYNTH_VELOCITIES) or not d.velocities:
         raise ConfigError(f"data.velocities must be a non-empty subset of NSynth's {NSYNTH_VELOCITIES}, "
                           f"got {d.velocities}")

@@ -31,6 +31,23 @@ def resolve_device(name: str) -> torch.device:
     return torch.device(name)
 
 
+def init_distributed(device: torch.device) -> tuple[int, int, torch.device]:
+    """Join the ``torchrun`` process group (once); returns ``(rank, world size, this process's device)``.
+
+    On CUDA each process uses the GPU of its ``LOCAL_RANK`` (so 8 processes on a
+    machine use its 8 GPUs) and talks over NCCL; on CPU they talk over gloo.
+    ``torchrun`` sets the rendezvous variables, on one machine or many.
+    """
+    import torch.distributed as dist
+
+    if device.type == "cuda":
+        device = torch.device("cuda", int(os.environ.get("LOCAL_RANK", 0)))
+        torch.cuda.set_device(device)
+    if not dist.is_initialized():
+        dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
+    return dist.get_rank(), dist.get_world_size(), device
+
+
 def as_overrides(overrides: dict | str | None) -> dict:
     """Config overrides as a dict: the notebooks' ``overrides`` parameter is a JSON object string
     (``'{"ar.cfg_scale": 4.0}'``, what papermill and ``mars reproduce --set`` pass), or a dict."""

@@ -13,8 +13,11 @@ run needs and nothing model-specific:
   it), written atomically (``marslib.checkpoint``); resuming refuses a checkpoint
   made with another training setup, and training never overwrites one unasked;
 * periodic validation, tqdm progress;
-* data parallel over processes launched by ``torchrun`` (``distributed=True``):
-  each rank takes every ``world``-th example of the global batch.
+* data read from an on-disk store through a ``DataLoader`` (``data.workers``
+  processes read ahead), so memory is bounded by a batch, not the dataset;
+* data parallel over processes launched by ``torchrun`` on one or many machines
+  (``distributed=True``): each rank reads every ``world``-th example of the global
+  batch, uses the GPU of its ``LOCAL_RANK``, and only rank 0 writes.
 
 Defined in notebook 02.
 """
@@ -29,14 +32,15 @@ from contextlib import nullcontext
 from pathlib import Path
 
 import torch
-import torch.distributed as dist
 from torch import nn
+from torch.utils.data import DataLoader, Dataset
 from tqdm.auto import tqdm
 
 from .checkpoint import (TRAINING_CONFIG, CheckpointError, clear_checkpoints, config_diff, has_checkpoint,
                          load_checkpoint, read_meta, save_checkpoint)
 from .config import Config, TrainConfig
-from .runtime import atomic_write, resolve_device
+from .data.store import as_rows
+from .runtime import atomic_write, init_distributed, resolve_device
 
 Batch = tuple[torch.Tensor, dict[str, torch.Tensor]]
 
@@ -79,21 +83,51 @@ def make_optimizer(model: nn.Module, tcfg: TrainConfig) -> torch.optim.AdamW:
     return torch.optim.AdamW(groups, lr=tcfg.lr, betas=(0.9, 0.95))
 
 
-def _select(data: Batch, idx: torch.Tensor, device: torch.device) -> Batch:
-    x, labels = data
-    return x[idx].to(device), {k: v[idx].to(device) for k, v in labels.items()}
+def _to(batch: Batch, device: torch.device) -> Batch:
+    x, labels = batch
+    return x.to(device, non_blocking=True), {k: v.to(device, non_blocking=True) for k, v in labels.items()}
+
+
+class _StepBatches(Dataset):
+    """Item ``step`` is this rank's share of global batch ``step``, read from ``rows``.
+
+    This is the loop's distributed sampler: global batch ``step`` is a function of
+    (seed, step) alone (:func:`batch_indices`), and rank ``r`` of ``world`` reads
+    only its rows ``r::world`` of it from the store.  Being indexed by step, the
+    order survives a resume exactly, and ``DataLoader`` workers can read ahead.
+    """
+
+    def __init__(self, rows, batch_size: int, seed: int, rank: int, world: int) -> None:
+        self.rows, self.batch_size, self.seed, self.rank, self.world = rows, batch_size, seed, rank, world
+
+    def __len__(self) -> int:
+        return 2 ** 62  # indexed by step; the sampler says which steps
+
+    def __getitem__(self, step: int) -> Batch:
+        idx = batch_indices(len(self.rows), self.batch_size, self.seed, step)[self.rank::self.world]
+        return self.rows.read(idx)
+
+
+def _loader(rows, tcfg: TrainConfig, cfg: Config, steps: range, rank: int, world: int, device) -> DataLoader:
+    workers = cfg.data.workers
+    # Its own generator: a DataLoader draws a seed for its workers on every iteration, which
+    # would otherwise advance the global RNG and make a resumed run differ from an unbroken one.
+    return DataLoader(_StepBatches(rows, tcfg.batch_size, cfg.seed, rank, world), sampler=steps, batch_size=None,
+                      num_workers=workers, prefetch_factor=2 if workers else None,
+                      pin_memory=device.type == "cuda", generator=torch.Generator().manual_seed(cfg.seed))
 
 
 @torch.no_grad()
-def evaluate(model: nn.Module, data: Batch, batch_size: int, device: torch.device) -> dict[str, float]:
-    """Mean of every ``training_losses`` term over a dataset, in eval mode."""
+def evaluate(model: nn.Module, data, batch_size: int, device: torch.device) -> dict[str, float]:
+    """Mean of every ``training_losses`` term over a dataset (``(X, labels)`` or a row store), in eval mode."""
+    rows = as_rows(data)
     was_training = model.training
     model.eval()
     totals: dict[str, float] = {}
-    n = len(data[0])
+    n = len(rows)
     for start in range(0, n, batch_size):
         idx = torch.arange(start, min(n, start + batch_size))
-        for k, v in model.training_losses(_select(data, idx, device)).items():
+        for k, v in model.training_losses(_to(rows.read(idx), device)).items():
             totals[k] = totals.get(k, 0.0) + float(v) * len(idx)
     model.train(was_training)
     return {k: v / n for k, v in totals.items()}
@@ -157,7 +191,9 @@ def train(model: nn.Module, cfg: Config, tcfg: TrainConfig, train_data: Batch, r
     """Train ``model`` for ``tcfg.steps`` steps; checkpoints go to ``run_dir`` (``marslib.checkpoint``).
 
     Args:
-        train_data, valid_data: ``(X (N, ...), {label: (N,)})`` tensors in memory.
+        train_data, valid_data: a row store (:mod:`marslib.data.store`, read lazily,
+            through a ``DataLoader`` with ``data.workers`` processes) or
+            ``(X (N, ...), {label: (N,)})`` tensors in memory.
         kind: checkpoint kind ("tokenizer", "ar", ...), checked on resume.
         resume: continue from the newest checkpoint in ``run_dir`` if there is one
             (refused if it was made with another training setup).
@@ -177,10 +213,9 @@ def train(model: nn.Module, cfg: Config, tcfg: TrainConfig, train_data: Batch, r
     device = resolve_device(cfg.device)
     rank, world = 0, 1
     if distributed:
-        if not dist.is_initialized():
-            dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
-        rank, world = dist.get_rank(), dist.get_world_size()
+        rank, world, device = init_distributed(device)
     run_dir, made_from = Path(run_dir), made_from or {}
+    train_rows = as_rows(train_data)
     model.to(device).train()
     optimizer = make_optimizer(model, tcfg)
     scheduler = torch.optim.lr_scheduler.LambdaLR(
@@ -212,12 +247,12 @@ def train(model: nn.Module, cfg: Config, tcfg: TrainConfig, train_data: Batch, r
                             extra={"history": history}, made_from=made_from)
             atomic_write(run_dir / "history.json", lambda tmp: Path(tmp).write_text(json.dumps(history)))
 
+    batches = _loader(train_rows, tcfg, cfg, range(start, last), rank, world, device)
     with _DeferredInterrupt() as interrupt:
         try:
-            for step in range(start, last):
-                idx = batch_indices(len(train_data[0]), tcfg.batch_size, cfg.seed, step)[rank::world]
+            for step, batch in zip(range(start, last), batches):
                 with amp:
-                    terms = step_fn(_select(train_data, idx, device))
+                    terms = step_fn(_to(batch, device))
                 loss = terms["loss"]
                 if not torch.isfinite(loss):
                     raise FloatingPointError(f"{kind} loss became {float(loss)} at step {step}; "

@@ -17,7 +17,7 @@ import torch
 
 from marslib import audio, cmx
 from marslib.config import NSYNTH_FAMILIES, NSYNTH_SOURCES, get_config
-from marslib.data import (FAMILY_INSTRUMENTS, DatasetError, SpectrogramDataset, assign_splits,
+from marslib.data import (FAMILY_INSTRUMENTS, DatasetError, assign_splits, feature_store,
                           ensure_dataset, load_features, plan_notes, read_examples, render_dataset,
                           render_note, soundfont_path)
 from marslib.data import dataset as dataset_mod
@@ -305,8 +305,8 @@ def test_feature_cache_is_reused_and_invalidated(smoke, monkeypatch):
     x2, _ = load_features(other, "test")
     assert len(loads) == len(x2) and not torch.equal(x1, x2)
     cache = Path(smoke.data.cache_dir)
-    assert len(list(cache.glob("test-*.safetensors"))) == 2
-    assert not [p for p in cache.iterdir() if p.name.endswith(".tmp")]
+    assert len([p for p in cache.glob("test-*") if p.is_dir()]) == 2
+    assert not list(cache.glob("*.partial"))
 
 
 def test_feature_cache_follows_the_dataset(tmp_path):
@@ -330,8 +330,8 @@ def test_feature_cache_follows_the_dataset(tmp_path):
     assert feature_cache_dir(cfg) == REPO_ROOT / "data" / "my_cache"
 
 
-def test_spectrogram_dataset_batches(smoke):
-    ds = SpectrogramDataset(smoke, "train")
+def test_feature_store_is_a_dataset(smoke):
+    ds = feature_store(smoke, "train")
     x, y = ds[0]
     assert x.shape == smoke.input_shape and set(y) == {"pitch", "family", "velocity"}
     assert all(isinstance(v, int) for v in y.values())
@@ -341,7 +341,8 @@ def test_spectrogram_dataset_batches(smoke):
 
 def test_load_features_rejects_an_empty_selection(smoke):
     cfg = smoke_cfg(Path(smoke.data.root).parent, **{"data.pitch_min": 100, "data.pitch_max": 110})
-    with pytest.raises(DatasetError, match="no examples"):
+    with pytest.raises(DatasetError, match="the train split needs at least 1 train notes, but nsynth-train: "
+                                           "kept 0 of .* notes \\(data.pitch 100..110 removed"):
         load_features(cfg, "train")
 
 

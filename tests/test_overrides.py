@@ -12,12 +12,15 @@ import pytest
 import torch
 
 from marslib.autoregressor import NextScaleTransformer
+from marslib.autoregressor.training import tokenizer_fingerprint
 from marslib.checkpoint import save_checkpoint
 from marslib.cli import USES, check_uses, main
 from marslib.config import ConfigError, get_config
 from marslib.data import ensure_dataset, read_manifest
 from marslib.evaluate import fresh_rows, make_clips
-from marslib.evaluate import test_clips as held_out_clips  # (not a test: pytest would collect "test_*")
+from marslib.evaluate import (
+    test_clips as held_out_clips,  # (not a test: pytest would collect "test_*")
+)
 from marslib.metrics import SpectrogramClassifier
 from marslib.runtime import as_overrides, setup_run
 from marslib.tokenizer import Tokenizer
@@ -73,9 +76,10 @@ def run(tmp_path_factory):
     ensure_dataset(cfg)
     run = tmp_path_factory.mktemp("run")
     torch.manual_seed(0)
-    save_checkpoint(run / "tokenizer", "last", Tokenizer(cfg), cfg, "tokenizer", 1)
-    save_checkpoint(run / "ar", "last", NextScaleTransformer(cfg.ar, cfg.tokenizer), cfg, "ar", 1)
-    save_checkpoint(run / "classifier", "last", SpectrogramClassifier(cfg), cfg, "classifier", 1)
+    save_checkpoint(run / "tokenizer", Tokenizer(cfg), cfg, "tokenizer", 1)
+    save_checkpoint(run / "ar", NextScaleTransformer(cfg.ar, cfg.tokenizer), cfg, "ar", 1,
+                    made_from=tokenizer_fingerprint(run / "tokenizer"))
+    save_checkpoint(run / "classifier", SpectrogramClassifier(cfg), cfg, "classifier", 1)
     return run
 
 

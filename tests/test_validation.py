@@ -6,6 +6,7 @@ caches and the ``mars`` CLI.  Everything writes under ``tmp_path``.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 import re
@@ -15,19 +16,26 @@ from pathlib import Path
 import pytest
 import soundfile as sf
 import torch
-from safetensors import SafetensorError
 from conftest import harmonic_note
-from safetensors.torch import load_file, save_file
+from safetensors import SafetensorError
 
 from marslib import audio, autoregressor, cli
 from marslib.audio import AudioError, load_audio, write_wav
 from marslib.autoregressor import NextScaleTransformer, RasterTransformer, sample_tokens
 from marslib.autoregressor.blocks import sample_logits
+from marslib.autoregressor.training import tokenizer_fingerprint
 from marslib.checkpoint import CheckpointError, save_checkpoint
 from marslib.cli import main
 from marslib.config import ConfigError, get_config
-from marslib.data import (DatasetError, load_clips, load_features, read_examples, render_dataset,
-                          split_examples)
+from marslib.data import (
+    DatasetError,
+    feature_store,
+    load_clips,
+    load_features,
+    read_examples,
+    render_dataset,
+    split_examples,
+)
 from marslib.tokenizer import Tokenizer
 
 PITCH, FAMILY = torch.tensor([60]), torch.tensor([4])
@@ -212,8 +220,21 @@ def test_a_truncated_dataset_wav_is_an_error_not_a_padded_clip(tiny):
     assert str(err.value) == (f"{examples[1].path} is truncated: its WAV header declares 64000 samples but "
                               f"the file holds only {left} (an interrupted write, copy or download?); "
                               f"re-render or re-download it. To repair the dataset, delete {root} and "
-                              f"render it again (mars data synth)")
-    assert not Path(tiny.data.cache_dir).exists() or not list(Path(tiny.data.cache_dir).iterdir())
+                              f"render it again (mars data synth) (or set data.skip_bad_notes=True to skip "
+                              f"such notes)")
+    stores = [p for p in Path(tiny.data.cache_dir).glob("train-*") if p.is_dir()]
+    assert [p.name.endswith(".partial") for p in stores] in ([], [True])   # nothing stored as if whole
+
+
+def test_skip_bad_notes_reports_and_records_what_it_left_out(tiny, capsys):
+    examples = split_examples(tiny, "train")
+    _truncate(examples[1].path)
+    skipping = dataclasses.replace(tiny, data=dataclasses.replace(tiny.data, skip_bad_notes=True))
+    store = feature_store(skipping, "train")
+    assert len(store) == len(examples) - 1 and examples[1].note_str not in store.note_strs
+    assert f"skipping {examples[1].note_str}: {examples[1].path} is truncated" in capsys.readouterr().out
+    [(note, reason)] = store.meta["skipped"]
+    assert note == examples[1].note_str and "is truncated" in reason
 
 
 def test_a_short_dataset_wav_is_an_error_naming_the_file(tiny):
@@ -247,28 +268,27 @@ def test_padding_by_design_still_loads(tiny):
 # Damaged feature caches
 # ---------------------------------------------------------------------------
 
-@pytest.mark.parametrize("damage", ["garbage", "truncated", "wrong shape"])
-def test_a_damaged_feature_cache_is_rebuilt_with_a_warning(tiny, damage):
+@pytest.mark.parametrize("damage", ["meta", "truncated", "missing labels"])
+def test_a_damaged_feature_store_is_rebuilt_with_a_warning(tiny, damage):
     x, labels = load_features(tiny, "train")
-    [path] = Path(tiny.data.cache_dir).glob("train-*.safetensors")
-    if damage == "garbage":
-        path.write_bytes(b"not a safetensors file")
+    [path] = [p for p in Path(tiny.data.cache_dir).glob("train-*") if p.is_dir()]
+    rows = path / "rows.bin"
+    if damage == "meta":
+        (path / "meta.json").write_text("{not json")
+        problem = "unreadable meta.json: .*"
     elif damage == "truncated":
-        path.write_bytes(path.read_bytes()[:len(path.read_bytes()) // 2])
+        rows.write_bytes(rows.read_bytes()[:rows.stat().st_size // 2])
+        problem = re.escape(f"rows.bin should hold {x.numel() * 4} bytes, has {x.numel() * 2}")
     else:
-        save_file({"x": x[:1], **labels}, path)
-    n = len(x)
-    problem = (re.escape(f"holds shapes {{'x': {(1, *x.shape[1:])}, 'pitch': ({n},), 'family': ({n},), "
-                         f"'velocity': ({n},)}}, expected {{'x': {tuple(x.shape)}, 'pitch': ({n},), "
-                         f"'family': ({n},), 'velocity': ({n},)}}")
-               if damage == "wrong shape" else "unreadable: Error while deserializing header: [^;]+")
+        (path / "labels.bin").unlink()
+        problem = re.escape(f"labels.bin should hold {len(x) * 3 * 8} bytes, has none")
     with pytest.warns(UserWarning) as record:
         x2, labels2 = load_features(tiny, "train")
     assert len(record) == 1 and re.fullmatch(
-        re.escape(f"feature cache {path} is damaged (") + problem
-        + re.escape("); deleting it and recomputing the features"), str(record[0].message))
+        re.escape(f"feature store {path} is damaged (") + problem
+        + re.escape("); deleting it and computing it again"), str(record[0].message))
     assert torch.equal(x, x2) and all(torch.equal(labels[k], labels2[k]) for k in labels)
-    assert torch.equal(load_file(path)["x"], x)  # rewritten whole
+    assert rows.stat().st_size == x.numel() * 4  # rewritten whole
 
 
 # ---------------------------------------------------------------------------
@@ -280,8 +300,9 @@ def run(tmp_path) -> Path:
     """A run folder with an (untrained) smoke tokenizer and next-scale model."""
     cfg = get_config("smoke")
     torch.manual_seed(0)
-    save_checkpoint(tmp_path / "run" / "tokenizer", "last", Tokenizer(cfg), cfg, "tokenizer", 1)
-    save_checkpoint(tmp_path / "run" / "ar", "last", NextScaleTransformer(cfg.ar, cfg.tokenizer), cfg, "ar", 1)
+    save_checkpoint(tmp_path / "run" / "tokenizer", Tokenizer(cfg), cfg, "tokenizer", 1)
+    save_checkpoint(tmp_path / "run" / "ar", NextScaleTransformer(cfg.ar, cfg.tokenizer), cfg, "ar", 1,
+                    made_from=tokenizer_fingerprint(tmp_path / "run" / "tokenizer"))
     return tmp_path / "run"
 
 

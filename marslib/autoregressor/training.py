@@ -16,13 +16,15 @@ would mean something else.
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 from pathlib import Path
 
 import torch
 
 from ..checkpoint import CheckpointError, load_checkpoint, read_meta
 from ..config import NSYNTH_FAMILIES, Config
-from ..data import ensure_dataset, load_features
+from ..data import ensure_dataset, feature_store
+from ..data.store import LABELS, MappedRows, RowStore, build_store
 from ..tokenizer import Tokenizer
 from ..tokenizer.training import fit_tokenizer, load_tokenizer
 from ..train import train
@@ -32,21 +34,55 @@ from .raster import RasterTransformer
 Batch = tuple[torch.Tensor, dict[str, torch.Tensor]]
 
 
-@torch.no_grad()
-def token_dataset(tokenizer: Tokenizer, cfg: Config, split: str, batch_size: int = 64) -> Batch:
-    """Tokenize a split once: ``(teacher-forcing inputs (N, L - first_l, D), labels)``.
+def _token_chunks(tokenizer: Tokenizer, features: RowStore, start: int, batch_size: int = 64):
+    """Chunks of flattened token maps ``(n, L)`` int32 for :func:`~marslib.data.store.build_store`."""
+    for begin in range(start, len(features), batch_size):
+        x, labels = features.read(torch.arange(begin, min(len(features), begin + batch_size)))
+        with torch.no_grad():
+            tokens = torch.cat([i.flatten(1) for i in tokenizer.encode(x)], dim=1).to(torch.int32)
+        y = torch.stack([labels[name] for name in LABELS], dim=1).numpy()
+        yield begin + len(x), (tokens.numpy(), y, features.note_strs[begin:begin + len(x)], [])
 
-    ``labels["tokens"]`` is ``(N, L)``: all scales flattened and concatenated,
+
+def _weights_key(model: torch.nn.Module) -> str:
+    """A fingerprint of a model's weights (names the token store of that tokenizer)."""
+    digest = hashlib.sha256()
+    for name, tensor in model.state_dict().items():
+        digest.update(name.encode())
+        digest.update(tensor.detach().cpu().contiguous().numpy().tobytes())
+    return digest.hexdigest()[:16]
+
+
+def token_rows(tokenizer: Tokenizer, cfg: Config, split: str) -> MappedRows:
+    """A split as the transformer reads it: ``(teacher-forcing inputs (B, L - first_l, D), labels)``.
+
+    The tokens are computed once per tokenizer into an on-disk store beside the
+    features (keyed by the tokenizer's fingerprint); each batch read turns its
+    tokens back into teacher-forcing inputs with the tokenizer's codebook.
+    ``labels["tokens"]`` is ``(B, L)``: all scales flattened and concatenated,
     coarse to fine, the order the transformer predicts them in.
     """
-    x_all, labels = load_features(cfg, split)
     tokenizer.eval()
-    inputs, tokens = [], []
-    for start in range(0, len(x_all), batch_size):
-        idx = tokenizer.encode(x_all[start:start + batch_size])
-        tokens.append(torch.cat([i.flatten(1) for i in idx], dim=1))
-        inputs.append(tokenizer.teacher_forcing_inputs(idx))
-    return torch.cat(inputs), {"tokens": torch.cat(tokens), "pitch": labels["pitch"], "family": labels["family"]}
+    features = feature_store(cfg, split)
+    path = features.path.with_name(f"tokens-{features.path.name}-{_weights_key(tokenizer)}")
+    store = build_store(path, len(features), (sum(h * w for h, w in tokenizer.quantizer.scales),), "int32",
+                        lambda start: _token_chunks(tokenizer, features, start))
+    scales = tokenizer.quantizer.scales
+
+    @torch.no_grad()
+    def to_inputs(batch):
+        tokens, labels = batch
+        tokens = tokens.long()
+        idx = [t.reshape(len(tokens), h, w) for t, (h, w) in zip(tokens.split([h * w for h, w in scales], 1), scales)]
+        return tokenizer.teacher_forcing_inputs(idx), {"tokens": tokens, "pitch": labels["pitch"],
+                                                       "family": labels["family"]}
+
+    return MappedRows(store, to_inputs)
+
+
+def token_dataset(tokenizer: Tokenizer, cfg: Config, split: str) -> Batch:
+    """:func:`token_rows` of a whole split, in memory."""
+    return token_rows(tokenizer, cfg, split).read_all()
 
 
 def tokenizer_fingerprint(tokenizer_dir: Path) -> dict[str, str]:
@@ -71,12 +107,13 @@ def fit_ar(cfg: Config, run: str | Path, resume: bool = False, overwrite: bool =
     run = Path(run)
     ensure_dataset(cfg)
     tokenizer = load_tokenizer(run / "tokenizer", cfg)
-    train_data, valid_data = token_dataset(tokenizer, cfg, "train"), token_dataset(tokenizer, cfg, "valid")
+    made_from = tokenizer_fingerprint(run / "tokenizer")
+    train_data, valid_data = token_rows(tokenizer, cfg, "train"), token_rows(tokenizer, cfg, "valid")
     torch.manual_seed(cfg.seed)
     model = NextScaleTransformer(cfg.ar, cfg.tokenizer)
     history = train(model, cfg, cfg.train_ar, train_data, run / "ar", "ar", valid_data=valid_data,
                     resume=resume, overwrite=overwrite, stop_after=stop_after, distributed=distributed,
-                    progress=progress, made_from=tokenizer_fingerprint(run / "tokenizer"))
+                    progress=progress, made_from=made_from)
     return model.eval(), history
 
 
@@ -111,12 +148,13 @@ def fit_raster(cfg: Config, run: str | Path, resume: bool = False, overwrite: bo
     run, rcfg = Path(run), raster_config(baseline_config(cfg))
     tokenizer, _ = fit_tokenizer(rcfg, run / "raster_tokenizer", resume=resume, overwrite=overwrite,
                                  progress=progress)
-    train_data, valid_data = token_dataset(tokenizer, rcfg, "train"), token_dataset(tokenizer, rcfg, "valid")
+    made_from = tokenizer_fingerprint(run / "raster_tokenizer")
+    train_data, valid_data = token_rows(tokenizer, rcfg, "train"), token_rows(tokenizer, rcfg, "valid")
     torch.manual_seed(cfg.seed)
     model = RasterTransformer(rcfg.ar, rcfg.latent_shape, rcfg.tokenizer.codebook_size)
     history = train(model, rcfg, rcfg.train_ar, train_data, run / "raster", "raster", valid_data=valid_data,
                     resume=resume, overwrite=overwrite, progress=progress,
-                    made_from=tokenizer_fingerprint(run / "raster_tokenizer"))
+                    made_from=made_from)
     return model.eval(), tokenizer, history
 
 

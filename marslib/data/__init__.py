@@ -6,24 +6,25 @@
     plan.py          which notes (instrument x pitch x velocity) and which split each goes to
     render.py        render_note / render_dataset / ensure_dataset  (NSynth folder format)
     nsynth.py        read_examples: examples.json + audio/*.wav, real NSynth or ours
-    dataset.py       load_features -> X (N, C, F/r, T/r) + labels, cached; SpectrogramDataset
+    dataset.py       feature_store / load_features -> X (N, C, F/r, T/r) + labels, on disk
+    store.py         the on-disk row store: built once, resumable, read lazily (bounded memory)
 
 Defined in notebook 01.
 """
 
-from .dataset import (SpectrogramDataset, cache_key, feature_cache_dir, load_clips, load_features,
-                      split_examples)
+from .dataset import (cache_key, feature_cache_dir, feature_store, filter_report, load_clips, load_features,
+                      require_clips, split_examples)
 from .instruments import (FAMILY_INSTRUMENTS, Instrument, instrument_for_program, instrument_str,
                           soundfont_path)
 from .nsynth import SPLITS, DatasetError, Example, is_nsynth_root, read_examples, split_dir
 from .plan import Note, assign_splits, plan_notes
 from .render import ensure_dataset, read_manifest, render_dataset, render_note
+from .store import MappedRows, RowStore, TensorRows, build_store
 
 __all__ = [
-    "DatasetError", "Example", "FAMILY_INSTRUMENTS", "Instrument", "Note", "SPLITS",
-    "SpectrogramDataset", "assign_splits", "cache_key", "ensure_dataset", "feature_cache_dir",
-    "instrument_for_program",
-    "instrument_str", "is_nsynth_root", "load_clips", "load_features", "plan_notes", "read_examples",
-    "read_manifest", "render_dataset", "render_note", "soundfont_path", "split_dir",
-    "split_examples",
+    "DatasetError", "Example", "FAMILY_INSTRUMENTS", "Instrument", "MappedRows", "Note", "RowStore", "SPLITS",
+    "TensorRows", "assign_splits", "build_store", "cache_key", "ensure_dataset", "feature_cache_dir",
+    "feature_store", "filter_report", "instrument_for_program", "instrument_str", "is_nsynth_root", "load_clips",
+    "load_features", "plan_notes", "read_examples", "read_manifest", "render_dataset", "render_note",
+    "require_clips", "soundfont_path", "split_dir", "split_examples",
 ]

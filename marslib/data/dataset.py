@@ -6,13 +6,14 @@ For every example of a split::
         --to_model_input--> (C, F/r, T/r)   (CMX fold, or the truncation baseline)
 
 Only the model input is stored; :func:`marslib.cmx.from_model_input` gives the
-``(1, F, T)`` spectrogram back.  The cache is a safetensors file under
-:func:`feature_cache_dir` (``cfg.data.cache_dir``; by default ``cache/`` beside the
-dataset folder, so a run on a dataset in a temporary folder caches there too),
-named by a hash of everything the features depend on
-(audio + CMX config, data filters, and each wav's name, size and mtime), so
-changing the front-end or re-rendering the data never serves stale features;
-a damaged cache file is deleted and rebuilt, with a warning.
+``(1, F, T)`` spectrogram back.  The features live in an on-disk store
+(:mod:`marslib.data.store`: built once, resumable, read lazily, so memory stays
+bounded by a batch however large the split) under :func:`feature_cache_dir`
+(``cfg.data.cache_dir``; by default ``cache/`` beside the dataset folder, so a run
+on a dataset in a temporary folder caches there too), named by a hash of
+everything the features depend on (audio + CMX config, data filters, and each
+wav's name, size and mtime), so changing the front-end or re-rendering the data
+never serves stale features; a damaged store is deleted and rebuilt, with a warning.
 Defined in notebook 01.
 """
 
@@ -21,27 +22,21 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
-import os
-import tempfile
-import warnings
 from pathlib import Path
 
 import numpy as np
 import torch
-from safetensors import SafetensorError
-from safetensors.torch import load_file, save_file
-from torch.utils.data import Dataset
 from tqdm.auto import tqdm
 
 from ..audio import AudioError, fit_length, load_audio, waveform_to_input
 from ..cmx import to_model_input
-from ..config import Config
+from ..config import NSYNTH_FAMILIES, Config
 from .nsynth import NSYNTH_SECONDS, DatasetError, Example, read_examples
 from .render import read_manifest
+from .store import LABELS, RowStore, build_store
 
-FEATURES_VERSION = 1   # bump when feature computation changes, to invalidate old caches
+FEATURES_VERSION = 2   # 2: on-disk row stores.  Bump when feature computation changes, to invalidate old caches
 BATCH = 64             # waveforms per batched STFT
-LABELS = ("pitch", "family", "velocity")
 
 
 def split_examples(cfg: Config, split: str) -> list[Example]:
@@ -49,6 +44,48 @@ def split_examples(cfg: Config, split: str) -> list[Example]:
     d = cfg.data
     return read_examples(d.root, split, families=d.families,
                          pitch_range=(d.pitch_min, d.pitch_max), velocities=d.velocities)
+
+
+def filter_report(cfg: Config, split: str) -> str:
+    """What ``cfg.data``'s filters kept of a split, and what each one removed, in one line.
+
+    E.g. ``nsynth-test: kept 3 of 29 notes (velocities (100,) removed 26)``.
+    """
+    d = cfg.data
+    left = read_examples(d.root, split)
+    total, removed = len(left), []
+    for name, value, keep in (
+            ("families", "all" if set(d.families) == set(NSYNTH_FAMILIES) else d.families,
+             lambda e: e.family_str in d.families),
+            ("pitch", f"{d.pitch_min}..{d.pitch_max}", lambda e: d.pitch_min <= e.pitch <= d.pitch_max),
+            ("velocities", d.velocities, lambda e: e.velocity in d.velocities)):
+        kept = [e for e in left if keep(e)]
+        if len(kept) < len(left):
+            removed.append(f"data.{name} {value} removed {len(left) - len(kept)}")
+        left = kept
+    why = f" ({'; '.join(removed)})" if removed else ""
+    return f"nsynth-{split}: kept {len(left)} of {total} notes{why}"
+
+
+_REPORTED: set[tuple] = set()
+
+
+def report_filters(cfg: Config, split: str) -> None:
+    """Print :func:`filter_report` once per process for each dataset, split and filter set."""
+    d = cfg.data
+    key = (str(Path(d.root).resolve()), split, d.families, d.pitch_min, d.pitch_max, d.velocities)
+    if key not in _REPORTED:
+        _REPORTED.add(key)
+        print(f"data {d.root}: {filter_report(cfg, split)}", flush=True)
+
+
+def require_clips(cfg: Config, split: str, n: int, needed_for: str) -> None:
+    """Stop with a message naming the counts and the filters if ``split`` keeps fewer than ``n`` notes."""
+    kept = len(split_examples(cfg, split))
+    if kept < n:
+        raise DatasetError(f"{needed_for} needs at least {n} {split} notes, but {filter_report(cfg, split)} "
+                           f"in {cfg.data.root}; widen the filters (--set data.velocities=... data.pitch_min=...) "
+                           f"or use a larger dataset")
 
 
 def cache_key(cfg: Config, split: str, examples: list[Example]) -> str:
@@ -60,6 +97,7 @@ def cache_key(cfg: Config, split: str, examples: list[Example]) -> str:
         files.append((ex.note_str, st.st_size, st.st_mtime_ns))
     payload = {
         "version": FEATURES_VERSION,
+        "skip_bad_notes": d.skip_bad_notes,
         "split": split,
         "audio": dataclasses.asdict(cfg.audio),
         "cmx": dataclasses.asdict(cfg.cmx),
@@ -92,8 +130,8 @@ def feature_cache_dir(cfg: Config) -> Path:
     return Path(cfg.data.cache_dir) if cfg.data.cache_dir else Path(cfg.data.root).parent / "cache"
 
 
-def load_clips(cfg: Config, examples: list[Example]) -> np.ndarray:
-    """Waveforms ``(N, clip_samples)`` float32 of ``examples``: loaded, resampled, cropped or padded.
+def load_clip(cfg: Config, ex: Example) -> np.ndarray:
+    """One waveform ``(clip_samples,)`` float32: loaded, resampled, cropped or padded.
 
     Zero padding only ever covers what the dataset's clips lack *by design* (the
     paper profile's 4.096 s from NSynth's 4 s notes).  A clip shorter than both its
@@ -101,107 +139,77 @@ def load_clips(cfg: Config, examples: list[Example]) -> np.ndarray:
     names the file, never a silently padded clip.
     """
     sr, n = cfg.audio.sample_rate, cfg.audio.clip_samples
-    need: dict[Path, int] = {}  # dataset root -> samples every clip must hold
-    clips = []
-    for ex in examples:
-        root = ex.path.parents[2]  # root/nsynth-<split>/audio/<note_str>.wav
-        if root not in need:
-            need[root] = min(n, int(dataset_seconds(root) * sr))
-        try:
-            y = load_audio(ex.path, sr)
-        except AudioError as err:
-            raise DatasetError(f"{err}. To repair the dataset, {repair_hint(root)}") from err
-        if len(y) < need[root]:
-            raise DatasetError(f"{ex.path} is too short: it holds {len(y)} samples ({len(y) / sr:.3f} s at "
-                               f"{sr} Hz) but needs {need[root]} (the clips of {root} are "
-                               f"{dataset_seconds(root):g} s, the config uses {n / sr:.3f} s); the file is "
-                               f"damaged or not from this dataset: {repair_hint(root)}")
-        clips.append(fit_length(y, n))
-    return np.stack(clips)
-
-
-def _compute(cfg: Config, examples: list[Example]) -> torch.Tensor:
-    """``(N, C, F/r, T/r)`` float32 model inputs, STFT batched ``BATCH`` clips at a time."""
-    chunks = []
-    for start in tqdm(range(0, len(examples), BATCH), desc="spectrograms", unit="batch",
-                      disable=len(examples) <= BATCH):
-        waves_BN = load_clips(cfg, examples[start:start + BATCH])
-        spec_B1FT = waveform_to_input(torch.from_numpy(waves_BN), cfg.audio)
-        chunks.append(to_model_input(spec_B1FT, cfg.cmx).contiguous())
-    return torch.cat(chunks).float()
-
-
-def _save_atomic(path: Path, tensors: dict[str, torch.Tensor], metadata: dict[str, str]) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(suffix=".safetensors.tmp", dir=path.parent)
-    os.close(fd)
+    root = ex.path.parents[2]  # root/nsynth-<split>/audio/<note_str>.wav
+    need = min(n, int(dataset_seconds(root) * sr))
     try:
-        save_file(tensors, tmp, metadata=metadata)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)
+        y = load_audio(ex.path, sr)
+    except AudioError as err:
+        raise DatasetError(f"{err}. To repair the dataset, {repair_hint(root)}") from err
+    if len(y) < need:
+        raise DatasetError(f"{ex.path} is too short: it holds {len(y)} samples ({len(y) / sr:.3f} s at "
+                           f"{sr} Hz) but needs {need} (the clips of {root} are "
+                           f"{dataset_seconds(root):g} s, the config uses {n / sr:.3f} s); the file is "
+                           f"damaged or not from this dataset: {repair_hint(root)}")
+    return fit_length(y, n)
+
+
+def load_clips(cfg: Config, examples: list[Example]) -> np.ndarray:
+    """Waveforms ``(N, clip_samples)`` float32 of ``examples`` (see :func:`load_clip`)."""
+    return np.stack([load_clip(cfg, ex) for ex in examples])
+
+
+def _feature_chunks(cfg: Config, examples: list[Example], start: int):
+    """Chunks of model inputs for :func:`~marslib.data.store.build_store`, from example ``start`` on.
+
+    A note that cannot be read stops the build, naming the file, unless
+    ``data.skip_bad_notes`` is set: then it is reported, left out, and recorded in
+    the store's ``meta.json``.
+    """
+    for begin in tqdm(range(start, len(examples), BATCH), desc="spectrograms", unit="batch",
+                      disable=len(examples) - start <= BATCH):
+        chunk, waves, kept, skipped = examples[begin:begin + BATCH], [], [], []
+        for ex in chunk:
+            try:
+                waves.append(load_clip(cfg, ex))
+                kept.append(ex)
+            except DatasetError as err:
+                if not cfg.data.skip_bad_notes:
+                    raise DatasetError(f"{err} (or set data.skip_bad_notes=True to skip such notes)") from err
+                print(f"skipping {ex.note_str}: {err}", flush=True)
+                skipped.append((ex.note_str, str(err)))
+        x = np.zeros((0, *cfg.input_shape), dtype=np.float32)
+        if waves:
+            spec_B1FT = waveform_to_input(torch.from_numpy(np.stack(waves)), cfg.audio)
+            x = to_model_input(spec_B1FT, cfg.cmx).contiguous().float().numpy()
+        labels = np.array([[getattr(ex, name) for name in LABELS] for ex in kept], dtype=np.int64)
+        yield begin + len(chunk), (x, labels.reshape(-1, len(LABELS)), [ex.note_str for ex in kept], skipped)
+
+
+def feature_store(cfg: Config, split: str) -> RowStore:
+    """The model inputs of a split, on disk: built on first use (resumable), then read lazily.
+
+    Rows are ``(C, F/r, T/r)`` float32 (``cfg.input_shape``); labels ``{"pitch",
+    "family", "velocity"}`` (family = index into ``NSYNTH_FAMILIES``), sorted by
+    ``note_str``.  Prints what the data filters kept; an empty selection is an
+    error naming the filters.
+    """
+    report_filters(cfg, split)
+    require_clips(cfg, split, 1, f"the {split} split")
+    examples = split_examples(cfg, split)
+    path = feature_cache_dir(cfg) / f"{split}-{cache_key(cfg, split, examples)}"
+    store = build_store(path, len(examples), cfg.input_shape, "float32",
+                        lambda start: _feature_chunks(cfg, examples, start))
+    if not len(store):
+        raise DatasetError(f"every note of the {split} split of {cfg.data.root} was skipped as unreadable "
+                           f"(see {path / 'meta.json'})")
+    return store
 
 
 def load_features(cfg: Config, split: str) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
-    """All model inputs and labels of a split (cached on disk, in :func:`feature_cache_dir`).
+    """All model inputs and labels of a split, in memory (small splits: plots, evaluation).
 
     Returns:
-        ``X``: ``(N, C, F/r, T/r)`` float32, ``cfg.input_shape`` per example;
-        ``labels``: ``{"pitch", "family", "velocity"}`` each ``(N,)`` int64
-        (family = index into ``NSYNTH_FAMILIES``).  Order: sorted by ``note_str``.
+        ``X``: ``(N, C, F/r, T/r)`` float32; ``labels``: ``{"pitch", "family",
+        "velocity"}`` each ``(N,)`` int64.  Training reads :func:`feature_store` instead.
     """
-    examples = split_examples(cfg, split)
-    if not examples:
-        d = cfg.data
-        raise DatasetError(f"split {split!r} of {d.root} has no examples for families {d.families}, "
-                           f"pitches {d.pitch_min}..{d.pitch_max}, velocities {d.velocities}")
-    path = feature_cache_dir(cfg) / f"{split}-{cache_key(cfg, split, examples)}.safetensors"
-    expected = (len(examples), *cfg.input_shape)
-    tensors = _read_cache(path, expected) if path.is_file() else None
-    if tensors is None:
-        tensors = {"x": _compute(cfg, examples)}
-        for name in LABELS:
-            tensors[name] = torch.tensor([getattr(ex, name) for ex in examples], dtype=torch.long)
-        _save_atomic(path, tensors, {"note_strs": json.dumps([ex.note_str for ex in examples])})
-    return tensors["x"], {name: tensors[name] for name in LABELS}
-
-
-def _read_cache(path: Path, expected: tuple[int, ...]) -> dict[str, torch.Tensor] | None:
-    """The cached tensors, or None after deleting a file that is unreadable or of the wrong shape.
-
-    A cache is only ever a copy: a damaged one (a full disk, a killed copy) is
-    rebuilt with a warning rather than stopping the run.
-    """
-    try:
-        tensors = load_file(path)
-    except (SafetensorError, OSError) as err:  # cut short, overwritten, not safetensors at all
-        tensors, problem = {}, f"unreadable: {err}"
-    else:
-        want = {"x": expected, **{name: expected[:1] for name in LABELS}}
-        got = {name: tuple(tensors[name].shape) if name in tensors else None for name in want}
-        problem = None if got == want else f"holds shapes {got}, expected {want}"
-    if problem is None:
-        return tensors
-    warnings.warn(f"feature cache {path} is damaged ({problem}); deleting it and recomputing the features",
-                  stacklevel=3)
-    path.unlink(missing_ok=True)
-    return None
-
-
-class SpectrogramDataset(Dataset):
-    """A split as a torch Dataset: ``(x (C, F/r, T/r), {"pitch", "family", "velocity"})``.
-
-    Everything is held in memory (see :func:`load_features`); the default collate
-    turns a batch into ``(B, C, F/r, T/r)`` and a dict of ``(B,)`` LongTensors.
-    """
-
-    def __init__(self, cfg: Config, split: str) -> None:
-        self.split = split
-        self.x, self.labels = load_features(cfg, split)
-
-    def __len__(self) -> int:
-        return self.x.shape[0]
-
-    def __getitem__(self, i: int) -> tuple[torch.Tensor, dict[str, int]]:
-        return self.x[i], {name: int(t[i]) for name, t in self.labels.items()}
+    return feature_store(cfg, split).read_all()

@@ -165,6 +165,10 @@ def render_dataset(cfg: Config, root: str | Path | None = None, seed: int | None
     Raises:
         DatasetError: ``root`` holds something else and ``overwrite`` is False.
     """
+    if cfg.data.source == "nsynth":
+        raise DatasetError(f"profile {cfg.profile!r} reads the real NSynth (data.source = 'nsynth'), which is "
+                           f"never rendered; render a mini-NSynth with --profile course or smoke, or add "
+                           f"--set data.source=render data.root=<another folder>")
     root = Path(root if root is not None else cfg.data.root)
     seed = cfg.seed if seed is None else seed
     manifest = manifest_for(cfg, seed)
@@ -239,6 +243,16 @@ def _move_into_place(tmp: Path, root: Path) -> None:
         os.replace(tmp, root)
 
 
+def nsynth_missing(root: Path) -> str:
+    """What to do when a profile that needs the real NSynth (``data.source = "nsynth"``) cannot find it."""
+    return (f"the real NSynth is needed (data.source = 'nsynth') but {root} holds no nsynth-train/, "
+            f"nsynth-valid/ or nsynth-test/ with an examples.json. Download the three json/wav archives from "
+            f"https://magenta.tensorflow.org/datasets/nsynth (about 30 GB), extract them so that {root} holds "
+            f"nsynth-{{train,valid,test}}/examples.json and nsynth-<split>/audio/*.wav, or pass --data-dir "
+            f"where they are; check with `mars data info --profile paper --root {root}`. (No rendering here: "
+            f"a synthetic stand-in would not be the paper's data.)")
+
+
 def ensure_dataset(cfg: Config) -> Path:
     """``cfg.data.root`` if it holds an NSynth-format dataset (real or ours), else render it.
 
@@ -249,6 +263,8 @@ def ensure_dataset(cfg: Config) -> Path:
     """
     root = Path(cfg.data.root)
     if not is_nsynth_root(root):
+        if cfg.data.source == "nsynth":
+            raise DatasetError(nsynth_missing(root))
         return render_dataset(cfg, root)
     old = read_manifest(root)
     if old is None:

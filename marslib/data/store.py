@@ -25,6 +25,7 @@ import fcntl
 import json
 import os
 import shutil
+import warnings
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Callable, Iterator
@@ -120,8 +121,15 @@ def build_store(path: str | Path, n_items: int, row_shape: tuple[int, ...], dtyp
     """
     path = Path(path)
     with _locked(path.with_name(path.name + ".lock")):
-        if (path / "meta.json").is_file():
-            return RowStore(path)
+        if path.exists():
+            problem = _damage(path)
+            if problem is None:
+                return RowStore(path)
+            # A store is only ever a copy: a damaged one (a full disk, a half copy, a stray edit)
+            # is rebuilt rather than stopping the run.
+            warnings.warn(f"feature store {path} is damaged ({problem}); deleting it and computing it again",
+                          stacklevel=3)
+            shutil.rmtree(path)
         partial = path.with_name(path.name + ".partial")
         partial.mkdir(parents=True, exist_ok=True)
         progress = _read_progress(partial)
@@ -145,10 +153,23 @@ def build_store(path: str | Path, n_items: int, row_shape: tuple[int, ...], dtyp
                 "notes": progress["notes"], "skipped": progress["skipped"]}
         (partial / "meta.json").write_text(json.dumps(meta))
         (partial / "progress.json").unlink()
-        if path.exists():  # e.g. a store without meta.json left by hand: replace it
-            shutil.rmtree(path)
         os.rename(partial, path)
         return RowStore(path)
+
+
+def _damage(path: Path) -> str | None:
+    """What is wrong with the complete store at ``path``, or None."""
+    try:
+        meta = json.loads((path / "meta.json").read_text())
+        row_bytes = int(np.prod(meta["row_shape"])) * np.dtype(meta["dtype"]).itemsize
+        n = int(meta["n"])
+    except (OSError, ValueError, KeyError, TypeError) as err:  # JSONDecodeError is a ValueError
+        return f"unreadable meta.json: {err}"
+    for name, size in (("rows.bin", n * row_bytes), ("labels.bin", n * len(LABELS) * 8)):
+        file = path / name
+        if not file.is_file() or file.stat().st_size != size:
+            return f"{name} should hold {size} bytes, has {file.stat().st_size if file.is_file() else 'none'}"
+    return None
 
 
 def _read_progress(partial: Path) -> dict:

@@ -44,7 +44,8 @@ from ..audio import fit_length, waveform_to_input
 from ..checkpoint import load_checkpoint, read_meta
 from ..cmx import from_model_input
 from ..config import NSYNTH_FAMILIES, Config
-from ..data import ensure_dataset, load_features
+from ..data import ensure_dataset, feature_store
+from ..data.store import MappedRows
 from ..train import train
 
 N_PITCHES = 128                    # MIDI numbers 0..127: fixed, whatever range the data covers
@@ -167,16 +168,24 @@ class SpectrogramClassifier(nn.Module):
 # Data, training, loading
 # ---------------------------------------------------------------------------
 
-def classifier_dataset(cfg: Config, split: str) -> Batch:
-    """Full spectrograms of a split: ``(X (N, 1, F, T) float32, {"pitch", "family", "velocity"})``.
+def classifier_rows(cfg: Config, split: str) -> MappedRows:
+    """Full spectrograms of a split, read lazily: rows ``(1, F, T)`` float32 and their labels.
 
-    Read through the CMX feature cache (lossless, so unfolding gives the exact
-    spectrogram) even when ``cfg`` is a truncation config.  Everything is held in
-    memory: about 160 MB for the course profile's ~1,200 training clips.
+    Read through the CMX feature store (lossless, so unfolding gives the exact
+    spectrogram) even when ``cfg`` is a truncation config.
     """
     cmx_cfg = dataclasses.replace(cfg, cmx=dataclasses.replace(cfg.cmx, mode="cmx"))
-    x, labels = load_features(cmx_cfg, split)
-    return from_model_input(x, cmx_cfg.cmx, cfg.spec_shape).contiguous(), labels
+    return MappedRows(feature_store(cmx_cfg, split),
+                      lambda batch: (from_model_input(batch[0], cmx_cfg.cmx, cfg.spec_shape).contiguous(), batch[1]))
+
+
+def classifier_dataset(cfg: Config, split: str) -> Batch:
+    """Full spectrograms of a split in memory: ``(X (N, 1, F, T) float32, {"pitch", "family", "velocity"})``.
+
+    About 160 MB for the course profile's ~1,200 training clips; training reads
+    :func:`classifier_rows` instead.
+    """
+    return classifier_rows(cfg, split).read_all()
 
 
 def fit_classifier(cfg: Config, run_dir: str | Path, resume: bool = False, overwrite: bool = False,
@@ -186,7 +195,7 @@ def fit_classifier(cfg: Config, run_dir: str | Path, resume: bool = False, overw
     Checkpoints go to ``run_dir``.  Returns ``(model in eval mode, history)``.
     """
     ensure_dataset(cfg)
-    train_data, valid_data = classifier_dataset(cfg, "train"), classifier_dataset(cfg, "valid")
+    train_data, valid_data = classifier_rows(cfg, "train"), classifier_rows(cfg, "valid")
     torch.manual_seed(cfg.seed)  # the initial weights
     model = SpectrogramClassifier(cfg)
     history = train(model, cfg, cfg.train_classifier, train_data, run_dir, KIND, valid_data=valid_data,

@@ -10,7 +10,7 @@ from ..audio import denormalise
 from ..checkpoint import load_checkpoint, read_meta
 from ..cmx import from_model_input, to_model_input
 from ..config import Config
-from ..data import ensure_dataset, load_features
+from ..data import ensure_dataset, feature_store
 from ..metrics import log_spectral_distance, spectral_convergence
 from ..train import train
 from .model import Tokenizer
@@ -25,11 +25,12 @@ def fit_tokenizer(cfg: Config, run_dir: str | Path, resume: bool = False, overwr
     ``overwrite``).  Returns ``(tokenizer, history)``.
     """
     ensure_dataset(cfg)
-    train_data, valid_data = load_features(cfg, "train"), load_features(cfg, "valid")
+    train_data, valid_data = feature_store(cfg, "train"), feature_store(cfg, "valid")
     torch.manual_seed(cfg.seed)  # the initial weights
     model = Tokenizer(cfg)
     history = train(model, cfg, cfg.train_tokenizer, train_data, run_dir, "tokenizer", valid_data=valid_data,
-                    resume=resume, overwrite=overwrite, stop_after=stop_after, distributed=distributed, progress=progress)
+                    resume=resume, overwrite=overwrite, stop_after=stop_after, distributed=distributed,
+                    progress=progress)
     return model.eval(), history
 
 
