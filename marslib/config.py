@@ -1,7 +1,7 @@
 """Configuration: flat, typed dataclasses, overrides and validation.
 
 One :class:`Config` object travels through the whole project (notebooks, CLI,
-training, evaluation).  The named profiles (smoke / course / paper) are plain
+training, evaluation).  The named profiles (smoke / course / paper / gpu_ci) are plain
 functions in ``profiles.py``; build a config with :func:`get_config`::
 
     cfg = get_config("course", {"audio.n_fft": 512, "seed": 1})

@@ -22,6 +22,23 @@ def test_paper_profile_matches_paper_sizes():
     assert len(cfg.tokenizer.scales) == 10 and cfg.latent_shape == (16, 16)  # VAR's scales
 
 
+def test_gpu_ci_profile_keeps_the_paper_shapes_on_cuda():
+    # .github/workflows/gpu.yml runs every notebook with it: the paper's data shapes, bf16
+    # on CUDA, and a rendered dataset of its own (the paper profile reads the real NSynth).
+    gpu, paper = get_config("gpu_ci"), get_config("paper")
+    assert gpu.device == "cuda"
+    assert (gpu.audio, gpu.cmx) == (paper.audio, paper.cmx)
+    assert gpu.spec_shape == (512, 512) and gpu.input_shape == (16, 128, 128)
+    assert gpu.tokenizer.scales == paper.tokenizer.scales and gpu.latent_shape == (16, 16)
+    assert (gpu.tokenizer.codebook_size, gpu.tokenizer.latent_dim) == (4096, 32)
+    assert all(t.amp for t in (gpu.train_tokenizer, gpu.train_ar, gpu.train_classifier))
+    assert gpu.data.root == "data/mini_nsynth_gpu" != paper.data.root
+    assert (gpu.data.render_seconds, gpu.audio.sample_rate) == (4.0, 16000)
+    # smaller than the paper where only cost changes
+    assert gpu.tokenizer.channels < paper.tokenizer.channels and gpu.ar.width < paper.ar.width
+    assert gpu.train_tokenizer.steps < paper.train_tokenizer.steps
+
+
 def test_unknown_profile_names_the_choices():
     with pytest.raises(ConfigError, match="unknown profile 'laptop'.*course"):
         get_config("laptop")
