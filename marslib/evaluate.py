@@ -46,7 +46,7 @@ from .audio import denormalise, input_to_waveform, waveform_to_input
 from .checkpoint import CheckpointError, has_checkpoint, read_meta
 from .cmx import to_model_input
 from .config import Config
-from .data import ensure_dataset, load_clips, split_examples
+from .data import ensure_dataset, load_clips, report_filters, require_clips, split_examples
 from .metrics import (crepe_analyse, frechet_distance, inception_score, kernel_inception_distance,
                       log_spectral_distance, mae, mse, multi_resolution_stft_distance, ndb, nearest_neighbours,
                       pitch_accuracy, score_pitch, spectral_convergence)
@@ -81,9 +81,15 @@ class ClipSet:
 
 # --- the clip sets -----------------------------------------------------------------------
 
+# FD and KID need 2 clips a set; notebook 04 shows 4 of them side by side.
+MIN_TEST_CLIPS = 4
+
+
 def _test_examples(cfg: Config) -> list:
     """The held-out test examples evaluated: ``eval.max_conditions`` evenly spaced (0 = all)."""
     ensure_dataset(cfg)
+    report_filters(cfg, "test")
+    require_clips(cfg, "test", MIN_TEST_CLIPS, "the evaluation")
     examples = split_examples(cfg, "test")
     cap = cfg.eval.max_conditions
     if cap and cap < len(examples):

@@ -78,9 +78,10 @@ from marslib.ablation import baseline_config
 from marslib.audio import fit_length, load_audio, waveform_to_input
 from marslib.autoregressor.training import fit_ar, fit_raster
 from marslib.config import NSYNTH_FAMILIES
+from marslib.data import ensure_dataset, require_clips
 from marslib.data.dataset import split_examples
-from marslib.evaluate import (COLUMNS, SYSTEMS, ClipSet, Judge, available_systems, evaluate, make_clips, results_table,
-                              test_clips)
+from marslib.evaluate import (COLUMNS, MIN_TEST_CLIPS, SYSTEMS, ClipSet, Judge, available_systems, evaluate,
+                              make_clips, results_table, test_clips)
 from marslib.metrics import (SpectrogramClassifier, classifier_accuracy, classifier_dataset,
                              classify_spectrograms, classify_waveforms, crepe_embeddings, crepe_pitch,
                              fit_classifier, frame_audio, frechet_distance, frechet_distance_gaussians,
@@ -101,6 +102,8 @@ figures = save.names     # every figure file this notebook writes, for results.j
 print(f"profile {cfg.profile!r}: {cfg.audio.clip_seconds:.2f} s clips at {sr} Hz, spectrogram {cfg.spec_shape}")
 print("evaluation settings (cfg.eval):", cfg.eval)
 print("run folder", run)
+ensure_dataset(cfg)  # check now, not after the training below, that the data can be evaluated at all
+require_clips(cfg, "test", MIN_TEST_CLIPS, "the evaluation")
 
 # %% [markdown]
 # ## 1. The models

@@ -382,3 +382,13 @@ def test_sample_writes_the_request_first_and_a_failed_clip_leaves_it_incomplete(
     assert _sample(run, out) == 0
     request = json.loads((out / "request.json").read_text())
     assert request["status"] == "complete" and request["written"] == request["files"] == planned
+
+
+def test_too_few_test_notes_stop_the_evaluation_naming_the_counts_and_the_filter(tiny):
+    from marslib.evaluate import test_clips as held_out_clips  # (not a test: pytest would collect "test_*")
+
+    (Path(tiny.data.root) / "mini_nsynth.json").unlink()  # as a real NSynth download, where filters only filter
+    narrow = dataclasses.replace(tiny, data=dataclasses.replace(tiny.data, velocities=(75,)))
+    with pytest.raises(DatasetError, match=r"the evaluation needs at least 4 test notes, but nsynth-test: kept 0 "
+                                           r"of \d+ notes \(data.velocities \(75,\) removed \d+\)"):
+        held_out_clips(narrow)

@@ -13,7 +13,7 @@ Defined in notebook 01.
 """
 
 from .dataset import (cache_key, feature_cache_dir, feature_store, filter_report, load_clips, load_features,
-                      require_clips, split_examples)
+                      report_filters, require_clips, split_examples)
 from .instruments import (FAMILY_INSTRUMENTS, Instrument, instrument_for_program, instrument_str,
                           soundfont_path)
 from .nsynth import SPLITS, DatasetError, Example, is_nsynth_root, read_examples, split_dir
@@ -26,5 +26,5 @@ __all__ = [
     "TensorRows", "assign_splits", "build_store", "cache_key", "ensure_dataset", "feature_cache_dir",
     "feature_store", "filter_report", "instrument_for_program", "instrument_str", "is_nsynth_root", "load_clips",
     "load_features", "plan_notes", "read_examples", "read_manifest", "render_dataset", "render_note",
-    "require_clips", "soundfont_path", "split_dir", "split_examples",
+    "report_filters", "require_clips", "soundfont_path", "split_dir", "split_examples",
 ]
