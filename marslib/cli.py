@@ -265,9 +265,12 @@ def cmd_evaluate(args: argparse.Namespace) -> None:
     print(f"evaluated in {time.time() - t0:.0f} s -> {run / 'evaluation'}")
 
 
+REPORTED_PROFILES = ("course", "paper")  # the reproductions whose report is committed in reports/
+
+
 def default_report_dir(profile: str, run: Path) -> Path:
-    """``reports/`` for the course and paper profiles; smoke numbers never land there."""
-    return run / "report" if profile == "smoke" else Path("reports")
+    """``reports/`` for the course and paper profiles; other profiles (smoke, gpu_ci) report in ``<run>/report``."""
+    return Path("reports") if profile in REPORTED_PROFILES else run / "report"
 
 
 def cmd_report(args: argparse.Namespace) -> None:
