@@ -137,4 +137,3 @@ def test_sampling_speed(tmp_path):
     assert [(t["target"], t["goal"], t["measured"]) for t in res["targets"]] == expected
     for t in res["targets"]:
         assert t["verdict"] == ("PASS" if _goal_met(t["goal"], t["measured"]) else "MISS"), t
-    assert res["targets"][-1]["verdict"] == "PASS"      # a smoke clip generates far faster than real time
