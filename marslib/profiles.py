@@ -13,6 +13,8 @@ profile by writing a function here and listing it in :data:`PROFILES`.
 
 from __future__ import annotations
 
+import dataclasses
+
 from .config import (NSYNTH_VELOCITIES, ARConfig, AudioConfig, CMXConfig, Config, DataConfig, EvalConfig,
                      TokenizerConfig, TrainConfig)
 
@@ -83,55 +85,39 @@ def _paper() -> Config:
 
 
 def _gpu_ci() -> Config:
-    # The GPU CI workflow (.github/workflows/gpu.yml) runs every notebook with this profile.
-    # It keeps everything that decides the *shapes* the GPU code paths see -- the paper
-    # profile's 512 x 512 spectrogram, CMX r = 4 -> 16 x 128 x 128, downsample 8 -> 16 x 16
-    # latent, VAR's 10 scales (680 tokens), a 4096 x 32 codebook -- on CUDA with bf16
-    # autocast, and shrinks only widths and schedules.  Training compute, counted with
+    # The GPU CI workflow (.github/workflows/gpu.yml) runs every notebook with this profile:
+    # the paper profile with everything that decides the *shapes* the GPU code paths see
+    # (512 x 512 spectrogram, CMX r = 4 -> 16 x 128 x 128, a 16 x 16 latent, VAR's 10
+    # scales = 680 tokens, a 4096 x 32 codebook, bf16 autocast on CUDA), shrinking only
+    # the data, the widths and the schedules.  Training compute, counted with
     # torch.utils.flop_counter on one step: tokenizer 61 GFLOP per clip (paper: 239),
-    # transformer 0.11 TFLOP per clip (paper: 1.3); in all about 15 PFLOP for the five
-    # notebooks, i.e. ~13 min at a sustained 20 TFLOP/s (an L4/A10-class GPU in bf16),
-    # ~3 min on an H100, so the whole workflow (tests, data, notebooks, benchmarks) stays
-    # well under an hour.  Numbers are ours, chosen for that budget, not for quality.
-    return Config(
-        profile="gpu_ci",
-        device="cuda",
-        # The paper's STFT: n_fft 1024, hop 128, 512 frames of a 16 kHz clip (4.10 s);
-        # 100 Griffin-Lim iterations as the paper profile (cheap on the GPU).
-        audio=AudioConfig(n_fft=1024, hop_length=128, n_frames=512, griffin_lim_iters=100),
-        cmx=CMXConfig(factor=4),
-        # Rendered, never downloaded: its own root, so it never mixes with a real NSynth
-        # in data/nsynth.  4 s notes at 16 kHz as NSynth (DataConfig's render_seconds /
-        # note_seconds defaults), NSynth's whole MIDI range 21-108 (each instrument plays
-        # its own part of it), 2 of NSynth's 5 velocities and 3 GM programs per family:
-        # 3,214 notes, 2,570 for training (2.7 GB of CMX features in memory), rendered and
-        # turned into features in a few minutes on the runner's CPU.
-        data=DataConfig(root="data/mini_nsynth_gpu", pitch_min=21, pitch_max=108, velocities=(75, 127),
-                        programs_per_family=3),
-        # Half the paper's conv width (channels 64, ~4x fewer FLOPs); the paper's latent
-        # size, codebook and scales, so the transformer sees the paper's token pyramid.
-        tokenizer=TokenizerConfig(channels=64, downsample=8, latent_dim=32, codebook_size=4096,
-                                  scales=tuple((s, s) for s in (1, 2, 3, 4, 5, 6, 8, 10, 13, 16))),
-        # depth 8, width 512 (41 M parameters against d16's 309 M); 64-wide heads as d16.
-        ar=ARConfig(depth=8, width=512, heads=8),
-        # 2,000 steps of 32 clips (~25 epochs of the train split): enough for pitched
-        # reconstructions and samples worth listening to, ~4 PFLOP (tokenizer) and ~7
-        # PFLOP (transformer).  Validation / checkpoints every 500 steps exercise both
-        # paths four times without costing much.  bf16 autocast (amp) as the paper profile.
-        train_tokenizer=TrainConfig(steps=2000, batch_size=32, lr=3e-4, warmup_steps=100,
-                                    eval_every=500, checkpoint_every=500, amp=True),
-        train_ar=TrainConfig(steps=2000, batch_size=32, lr=3e-4, warmup_steps=100,
-                             eval_every=500, checkpoint_every=500, amp=True),
-        # 96 held-out conditions (of ~320): pYIN runs on the CPU at ~0.4 s per 4 s clip,
-        # and notebooks 04/05 score 8 clip sets, so ~5 min.  The raster baseline and the
-        # truncation arm get a quarter of MARS's steps, as in course (notebook 05 shows
-        # the budget does not decide the ablation).  The course classifier width: 4.6
-        # GFLOP per 512 x 512 clip.
-        eval=EvalConfig(max_conditions=96, baseline_budget=0.25),
-        # 600 steps of 32: the course classifier reaches ~99 % pitch accuracy in 300.
-        train_classifier=TrainConfig(steps=600, batch_size=32, lr=1e-3, warmup_steps=50, eval_every=200,
-                                     checkpoint_every=200, amp=True),
-    )
+    # transformer 0.11 TFLOP per clip (paper: 1.3); about 15 PFLOP for the five notebooks,
+    # ~13 min at a sustained 20 TFLOP/s (an L4/A10-class GPU in bf16), ~3 min on an H100.
+    # Numbers are ours, chosen for that budget, not for quality.
+    cfg = _paper()
+    cfg.profile = "gpu_ci"
+    # Rendered, never downloaded, in its own root: 4 s notes at 16 kHz as NSynth, NSynth's
+    # MIDI range 21-108 (each instrument plays its own part of it), 2 of its 5 velocities,
+    # 3 GM programs per family: 3,214 notes (2,570 for training), rendered and turned into
+    # features in a few minutes on the runner's CPU.
+    cfg.data = DataConfig(root="data/mini_nsynth_gpu", pitch_min=21, pitch_max=108, velocities=(75, 127),
+                          programs_per_family=3, workers=4)
+    cfg.tokenizer.channels = 64                              # half the paper's conv width: ~4x fewer FLOPs
+    cfg.ar = ARConfig(depth=8, width=512, heads=8)           # 41 M parameters (d16: 309 M); 64-wide heads
+    # 2,000 steps of 32 clips (~25 epochs of the train split): pitched reconstructions and
+    # samples worth listening to; validation and checkpoints every 500 steps exercise both
+    # paths four times.
+    cfg.train_tokenizer = TrainConfig(steps=2000, batch_size=32, lr=3e-4, warmup_steps=100,
+                                      eval_every=500, checkpoint_every=500, amp=True)
+    cfg.train_ar = dataclasses.replace(cfg.train_tokenizer)
+    # 96 held-out conditions (of ~320): pYIN runs on the CPU at ~0.4 s per 4 s clip, and
+    # notebooks 04/05 score 8 clip sets, so ~5 min.  Baselines at a quarter of MARS's steps,
+    # as in course.  The course classifier's width (4.6 GFLOP per 512 x 512 clip), 600 steps
+    # (the course classifier reaches ~99 % pitch accuracy in 300).
+    cfg.eval = EvalConfig(max_conditions=96, baseline_budget=0.25)
+    cfg.train_classifier = TrainConfig(steps=600, batch_size=32, lr=1e-3, warmup_steps=50, eval_every=200,
+                                       checkpoint_every=200, amp=True)
+    return cfg
 
 
 PROFILES = {"smoke": _smoke, "course": _course, "paper": _paper, "gpu_ci": _gpu_ci}
