@@ -94,6 +94,7 @@ class DataConfig:
     skip_bad_notes: bool = False    # a note that cannot be read: False = stop, naming the file;
                                     # True = report it, leave it out, record it in the feature store
     workers: int = 0                # DataLoader processes reading the feature store during training
+                                    # (0 = in the training process; > 0 needs the fork start method: Linux)
     cache_dir: str = ""             # feature cache (files keyed by a hash of the config and the files);
                                     # "" = cache/ beside the dataset: <parent of data.root>/cache
 
