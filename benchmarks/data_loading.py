@@ -135,7 +135,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--profile", default="course", help="row shape (cfg.input_shape) and batch size of this profile")
     p.add_argument("--rows", type=int, default=1024, help="rows of the 1x dataset (course: 128 KiB a row)")
     p.add_argument("--batches", type=int, default=1000, help="timed batches per child")
-    p.add_argument("--workers", type=int, default=None, help="DataLoader processes (default: the profile's data.workers)")
+    p.add_argument("--workers", type=int, default=None,
+                   help="DataLoader processes (default: the profile's data.workers)")
     p.add_argument("--dir", type=Path, default=None, help="where the stores are written (default: a temporary folder, "
                    "deleted afterwards)")
     p.add_argument("--child", nargs=2, metavar=("ARM", "PATH"), help=argparse.SUPPRESS)

@@ -47,8 +47,8 @@ AR = ["ar.depth=1", "ar.width=32", "ar.heads=2", "train_ar.steps=2", "train_ar.b
 CLASSIFIER = ["eval.classifier_channels=4", "eval.classifier_embed=8", "train_classifier.steps=2",
               "train_classifier.batch_size=2", "train_classifier.warmup_steps=1", "train_classifier.eval_every=2",
               "train_classifier.checkpoint_every=2", "audio.griffin_lim_iters=4"]
-EVAL = ["eval.clips_per_condition=1", "eval.crepe_capacity=tiny", "eval.crepe_frames=2", "eval.ndb_bins=2", "eval.kid_subset=2",
-        "eval.kid_subsets=2", "audio.griffin_lim_iters=4"]
+EVAL = ["eval.clips_per_condition=1", "eval.crepe_capacity=tiny", "eval.crepe_frames=2", "eval.ndb_bins=2",
+        "eval.kid_subset=2", "eval.kid_subsets=2", "audio.griffin_lim_iters=4"]
 
 
 def _note(pitch: int, velocity: int, seed: int) -> np.ndarray:
