@@ -62,6 +62,7 @@ SYSTEMS: dict[str, tuple[str, tuple[str, ...]]] = {
     "truncation_tokenizer": ("truncation tokenizer (ceiling)", ("truncate/tokenizer",)),
     "truncation": ("truncation arm (ablation)", ("truncate/tokenizer", "truncate/ar")),
 }
+TRAIN_BATCH = 256  # train spectrograms classified at a time by the judge (nearest-neighbour search)
 GENERATED = ("mars", "raster", "truncation")  # the rows a model samples (generated_clips)
 CREPE_NAME = "CREPE-{capacity} layer-5, mean over {frames} frames"
 CLASSIFIER_NAME = "our pitch/family CNN (trunk)"
@@ -240,7 +241,7 @@ class Judge:
     """
 
     def __init__(self, cfg: Config, run: str | Path, test: ClipSet, progress: bool = True):
-        from .metrics import classifier_dataset, classify_spectrograms, load_classifier
+        from .metrics import classifier_rows, classify_spectrograms, load_classifier
         from .metrics.classifier import check_stft
 
         self.cfg, self.run, self.test, self.progress = cfg, Path(run), test, progress
@@ -248,9 +249,13 @@ class Judge:
         self.classifier = load_classifier(self.run / "classifier", device=cfg.device)
         check_stft(self.classifier, cfg)  # once; features() then classifies its own spectrograms
         self.reference = self.features(test)
-        train_x, _ = classifier_dataset(cfg, "train")
-        self.train_trunk = classify_spectrograms(self.classifier, train_x)["trunk"]
-        self.train_names = [e.note_str for e in split_examples(cfg, "train")]
+        # The train split is read batch by batch from its feature store: memory bounded by a batch
+        # (the whole split as spectrograms would be ~280 GiB for NSynth's train split in the paper profile).
+        rows = classifier_rows(cfg, "train")
+        self.train_trunk = np.concatenate([
+            classify_spectrograms(self.classifier, rows.read(torch.arange(s, min(len(rows), s + TRAIN_BATCH)))[0])
+            ["trunk"] for s in range(0, len(rows), TRAIN_BATCH)])
+        self.train_names = list(rows.source.note_strs)  # the store's rows (notes skipped as unreadable: not)
 
     @property
     def signature(self) -> dict:

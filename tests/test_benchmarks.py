@@ -136,3 +136,39 @@ def test_sampling_speed(tmp_path):
     assert [(t["target"], t["goal"], t["measured"]) for t in res["targets"]] == expected
     for t in res["targets"]:
         assert t["verdict"] == ("PASS" if _goal_met(t["goal"], t["measured"]) else "MISS"), t
+
+
+def test_data_loading(tmp_path):
+    """Store vs in-RAM batches at 1x/4x/16x of a tiny dataset (smoke rows, 64 KiB each), one child per arm."""
+    out = tmp_path / "loading.json"
+    bench = _load("data_loading")
+    res = bench.main(["--profile", "smoke", "--rows", "64", "--batches", "20", "--repeats", "1", "--workers", "0",
+                      "--dir", str(tmp_path / "stores"), "--json", str(out)])
+    assert json.loads(out.read_text()) == json.loads(json.dumps(res))
+    rows = {(r["arm"], r["size"]): r for r in res["rows"]}
+    assert list(rows) == [(arm, f"{s}x") for arm in ("store", "ram") for s in (1, 4, 16)]
+    row_mb = 4 * 32 * 128 * 4 / 2 ** 20                                   # smoke's input_shape, float32
+    for (arm, size), r in rows.items():
+        assert r["rows"] == 64 * int(size[:-1]) and math.isclose(r["data (MB)"], r["rows"] * row_mb)
+        for key in ("load (s)", "peak RSS (MB)", "data RSS (MB)", "clips / s", "clips / CPU s"):
+            assert _positive(r[key]), (arm, size, key, r[key])
+        # the derived columns are the ratios of the measured ones
+        assert math.isclose(r["peak RSS / 1x"], r["peak RSS (MB)"] / rows[arm, "1x"]["peak RSS (MB)"], rel_tol=1e-9)
+        assert math.isclose(r["clips / s vs ram"], r["clips / s"] / rows["ram", size]["clips / s"], rel_tol=1e-9)
+    # Memory is deterministic enough to assert: the in-RAM arm holds the whole split (its RSS
+    # grows by at least the data), the store a few batches (measured 2.7 MB against 64 MB of data).
+    assert rows["ram", "16x"]["peak RSS (MB)"] > rows["ram", "1x"]["peak RSS (MB)"]
+    more_data = rows["ram", "16x"]["data (MB)"] - rows["ram", "1x"]["data (MB)"]  # 60 MB
+    assert rows["ram", "16x"]["data RSS (MB)"] - rows["ram", "1x"]["data RSS (MB)"] > 0.9 * more_data
+    assert rows["store", "16x"]["data RSS (MB)"] < 0.25 * rows["store", "16x"]["data (MB)"]
+    for arm in ("store", "ram"):
+        assert res["growth"][arm]["peak RSS 16x / 1x"] == rows[arm, "16x"]["peak RSS / 1x"]
+        assert math.isclose(res["growth"][arm]["data RSS 16x / 1x"],
+                            rows[arm, "16x"]["data RSS (MB)"] / rows[arm, "1x"]["data RSS (MB)"], rel_tol=1e-9)
+    # every target names what it measured, and its verdict follows from the number and the goal
+    expected = [("store peak RSS, 16x / 1x", f"<= {bench.TARGET_RSS}", rows["store", "16x"]["peak RSS / 1x"])]
+    expected += [(f"store clips/s / RAM clips/s, {s}x", f">= {bench.TARGET_SPEED}",
+                  rows["store", f"{s}x"]["clips / s vs ram"]) for s in (1, 4, 16)]
+    assert [(t["target"], t["goal"], t["measured"]) for t in res["targets"]] == expected
+    for t in res["targets"]:
+        assert t["verdict"] == ("PASS" if _goal_met(t["goal"], t["measured"]) else "MISS"), t

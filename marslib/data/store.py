@@ -36,6 +36,7 @@ import torch
 from ..runtime import atomic_write
 
 LABELS = ("pitch", "family", "velocity")
+_PREADV = hasattr(os, "preadv")  # Linux, BSD; elsewhere rows are read with pread and copied once more
 Batch = tuple[torch.Tensor, dict[str, torch.Tensor]]
 # One chunk of a build: rows (n, *row_shape), labels (n, len(LABELS)) int64, the names of the n
 # notes, and the (note, reason) pairs skipped in this chunk.
@@ -76,14 +77,20 @@ class RowStore:
         """Rows ``idx`` (any order, repeats allowed) and their labels."""
         idx = torch.as_tensor(idx, dtype=torch.long).reshape(-1)
         out = np.empty((len(idx), *self.row_shape), dtype=self.dtype)
+        raw = out.reshape(len(idx), self.row_bytes // self.dtype.itemsize).view(np.uint8)  # row j's bytes: raw[j]
         fd = self._file()
         for j, i in enumerate(idx.tolist()):
             if not 0 <= i < len(self):
                 raise IndexError(f"row {i} out of range for a store of {len(self)} rows ({self.path})")
-            buf = os.pread(fd, self.row_bytes, i * self.row_bytes)
-            if len(buf) != self.row_bytes:
+            if _PREADV:  # straight into the batch: one copy, from the page cache
+                got = os.preadv(fd, [raw[j]], i * self.row_bytes)
+            else:
+                buf = os.pread(fd, self.row_bytes, i * self.row_bytes)
+                got = len(buf)
+                if got == self.row_bytes:
+                    raw[j] = np.frombuffer(buf, dtype=np.uint8)
+            if got != self.row_bytes:
                 raise OSError(f"{self.path / 'rows.bin'} is shorter than its meta.json says; delete {self.path}")
-            out[j] = np.frombuffer(buf, dtype=self.dtype).reshape(self.row_shape)
         return torch.from_numpy(out), {name: t[idx] for name, t in self.labels.items()}
 
     def read_all(self) -> Batch:
