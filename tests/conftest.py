@@ -11,6 +11,16 @@ from marslib.config import get_config
 torch.set_num_threads(2)
 
 
+@pytest.hookimpl(trylast=True)  # after pytest's own tmp_path set-up
+def pytest_configure(config):
+    """Hypothesis keeps its example database and caches in .hypothesis/ under the working
+    folder (the repository), from collection on; tests write only under pytest's temporary
+    folder, so Hypothesis gets one there."""
+    from hypothesis.configuration import set_hypothesis_home_dir
+
+    set_hypothesis_home_dir(config._tmp_path_factory.mktemp("hypothesis"))
+
+
 @pytest.fixture
 def smoke_cfg():
     return get_config("smoke")

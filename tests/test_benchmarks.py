@@ -67,6 +67,8 @@ def test_tokenizer_cmx_vs_full(tmp_path):
     # Saved-for-backward bytes are deterministic (measured: full 3.69x, truncate 0.93x of CMX's):
     # the unfolded spectrogram costs several times CMX's memory, truncation about the same.
     assert rows["full"]["memory / cmx"] > 3 and 0.8 < rows["truncate"]["memory / cmx"] <= 1
+    # No timing ratio is asserted: full / cmx step time, 4.6x on a quiet machine, fell to 0.58x
+    # under load (a full test run on 2 shared cores).
 
 
 def _count_passes(fn) -> int:

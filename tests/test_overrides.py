@@ -70,10 +70,17 @@ def test_velocities_are_validated():
 
 
 @pytest.fixture(scope="module")
-def run(tmp_path_factory):
+def data_root(tmp_path_factory) -> str:
+    """The smoke dataset, rendered in a temporary folder (its feature cache goes beside it)."""
+    root = str(tmp_path_factory.mktemp("smoke") / "data")
+    ensure_dataset(get_config("smoke", {"data.root": root}))
+    return root
+
+
+@pytest.fixture(scope="module")
+def run(tmp_path_factory, data_root):
     """A run folder with untrained tokenizer, transformer and classifier (as tests/test_evaluate.py)."""
-    cfg = get_config("smoke", {"eval.max_conditions": 6})
-    ensure_dataset(cfg)
+    cfg = get_config("smoke", {"eval.max_conditions": 6, "data.root": data_root})
     run = tmp_path_factory.mktemp("run")
     torch.manual_seed(0)
     save_checkpoint(run / "tokenizer", Tokenizer(cfg), cfg, "tokenizer", 1)
@@ -83,8 +90,9 @@ def run(tmp_path_factory):
     return run
 
 
-def test_guidance_scale_comes_from_the_evaluating_config(run):
-    cfg2, cfg8 = (get_config("smoke", {"eval.max_conditions": 6, "ar.cfg_scale": s}) for s in (2.0, 8.0))
+def test_guidance_scale_comes_from_the_evaluating_config(run, data_root):
+    cfg2, cfg8 = (get_config("smoke", {"eval.max_conditions": 6, "ar.cfg_scale": s, "data.root": data_root})
+                  for s in (2.0, 8.0))
     test = held_out_clips(cfg2)
     at2, at8 = make_clips("mars", cfg2, run, test), make_clips("mars", cfg8, run, test)
     assert not np.array_equal(at2.waves, at8.waves)  # the checkpoint says 2.0; 8.0 was asked for
@@ -93,16 +101,17 @@ def test_guidance_scale_comes_from_the_evaluating_config(run):
     assert np.array_equal(at2.waves, make_clips("mars", cfg2, run, test).waves)
 
 
-def test_evaluate_set_cfg_scale_is_recorded_and_never_reused_for_another(run, capsys):
+def test_evaluate_set_cfg_scale_is_recorded_and_never_reused_for_another(run, data_root, capsys, repo_untouched):
     def evaluate(*extra):
-        assert main(["evaluate", "--profile", "smoke", "--run", str(run), "--set", "eval.max_conditions=6",
-                     *extra]) == 0
+        assert main(["evaluate", "--profile", "smoke", "--run", str(run), "--data-dir", data_root,
+                     "--set", "eval.max_conditions=6", *extra]) == 0
         return json.loads((run / "evaluation" / "metrics.json").read_text())["rows"]
 
     rows = evaluate("ar.cfg_scale=8", "--systems", "mars")
     assert rows["mars"]["sampling"]["cfg_scale"] == 8.0
     assert "cfg_scale 8" in (run / "evaluation" / "table.md").read_text()
-    at = lambda s: get_config("smoke", {"eval.max_conditions": 6, "ar.cfg_scale": s})  # noqa: E731
+    at = lambda s: get_config("smoke", {"eval.max_conditions": 6, "ar.cfg_scale": s,  # noqa: E731
+                                        "data.root": data_root})
     assert "mars" in fresh_rows(at(8.0), run) and "mars" not in fresh_rows(at(2.0), run)
     rows = evaluate("--systems", "griffin_lim")  # the profile's scale, 2: the row sampled at 8 goes
     assert set(rows) == {"griffin_lim"} and "dropping saved rows mars" in capsys.readouterr().out
