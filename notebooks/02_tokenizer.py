@@ -301,23 +301,28 @@ del untrained
 # %% [markdown]
 # ## 4. Training
 #
-# `fit_tokenizer` renders the dataset if it is missing, loads the cached CMX features
-# of the train and valid splits and runs the project's one training loop (AdamW,
-# warm-up then cosine decay, gradient clipping, validation every `eval_every` steps,
-# atomic checkpoints in `run/`). With `resume=True` one call covers every situation:
+# `fit_tokenizer` renders the dataset if it is missing, builds (once) the on-disk store
+# of the train and valid splits' CMX features and runs the project's one training loop
+# (AdamW, warm-up then cosine decay, gradient clipping, validation every `eval_every`
+# steps, checkpoints in `run/`). A checkpoint is a folder `ckpt-N/` that appears whole
+# or not at all: it is written under a hidden name and renamed into place, and the
+# previous one is kept until then, so a kill at any instant loses at most
+# `checkpoint_every` steps. With `resume=True` one call covers every situation:
 #
 # - **nothing in `run/`**: it trains from scratch;
-# - **an interrupted run**: it resumes from the last checkpoint, with the optimiser,
-#   schedule, batch order and random state restored, so the result equals an
-#   uninterrupted run on CPU;
+# - **an interrupted run** (a crash, a kill, or Ctrl-C, which waits for the current
+#   step to finish and saves it): it resumes from the newest complete checkpoint, with
+#   the optimiser, schedule, batch order and random state restored, so the result
+#   equals an uninterrupted run on CPU, bit for bit;
 # - **a finished run** (for example from `mars train tokenizer --out <out_dir>`, or an
 #   earlier run of this notebook): the checkpoint is already at the final step, the
 #   loop has nothing left to do and returns at once with the loaded model and its
 #   history.
 #
 # So this notebook runs on its own, and notebook 03 reuses the tokenizer it leaves in
-# `run/`. A checkpoint made with a different config is refused with a message, never
-# silently reused. The step count, batch size and learning rate are **our choices**
+# `run/`. A checkpoint made with another training setup (model, data filters, schedule
+# or seed: only `steps` may grow) is refused with a message naming each difference,
+# never silently reused. The step count, batch size and learning rate are **our choices**
 # per profile; in `smoke` the model is tiny and trained for a few dozen steps, enough
 # to prove the code path, not to sound good.
 
@@ -681,7 +686,7 @@ print(json.dumps({k: results[k] for k in ("tokens_per_clip", "bitrate_bps", "tra
 #
 # Each exercise changes the tokenizer, so give it its own run folder, e.g.
 # `setup_run("02_tokenizer", profile, seed, device, data_dir, "/tmp/ex1", overrides={...})`
-# (a checkpoint trained with another config is refused, not reused).
+# (a checkpoint trained with another setup is refused, not reused).
 #
 # 1. **Cosine lookup.** Retrain with `{"tokenizer.lookup": "cosine"}` (ImageFolder's
 #    choice) and compare codebook usage and LSD with the L2 lookup. *Hint:* the cosine
