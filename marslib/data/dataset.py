@@ -76,7 +76,7 @@ def report_filters(cfg: Config, split: str) -> None:
     key = (str(Path(d.root).resolve()), split, d.families, d.pitch_min, d.pitch_max, d.velocities)
     if key not in _REPORTED:
         _REPORTED.add(key)
-        print(f"data {d.root}: {filter_report(cfg, split)}", flush=True)
+        print(f"{d.root}/{filter_report(cfg, split)}", flush=True)
 
 
 def require_clips(cfg: Config, split: str, n: int, needed_for: str) -> None:
