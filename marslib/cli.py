@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import argparse
 import collections
+import dataclasses
 import json
 import sys
 import time
@@ -196,6 +197,7 @@ def cmd_sample(args: argparse.Namespace) -> None:
     from .autoregressor import sample_tokens, tokens_to_audio
     from .autoregressor.training import load_ar, parse_family
     from .config import check_sampling
+    from .runtime import provenance
 
     family = parse_family(args.family)
     if not 0 <= args.pitch <= 127:
@@ -212,7 +214,9 @@ def cmd_sample(args: argparse.Namespace) -> None:
     names = [f"{args.family}_{args.pitch:03d}_{i:02d}.wav" for i in range(args.n)]
     request = {"checkpoint": str(args.checkpoint), "pitch": args.pitch, "family": args.family, "n": args.n,
                "cfg_scale": cfg_scale, "temperature": args.temperature, "top_k": args.top_k,
-               "top_p": args.top_p, "seed": args.seed, "files": names, "written": [], "status": "writing"}
+               "top_p": args.top_p, "seed": args.seed, "files": names, "written": [], "status": "writing",
+               "provenance": provenance(dataclasses.replace(model_cfg, seed=args.seed,
+                                                            device=args.device or "cpu"))}
     # The record comes first and is rewritten after every clip: a run that fails or is
     # interrupted leaves one saying "writing" and which of the planned files exist.
     _write_request(out, request)

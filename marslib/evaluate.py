@@ -25,7 +25,9 @@ baseline and the truncation arm of the ablation.
 
 Results merge into ``<run>/evaluation/metrics.json`` (notebooks 04 and 05 add
 rows) and ``table.md``; each row records the fingerprints of the checkpoints it
-came from, so a report can refuse stale numbers (:func:`check_fresh`), and each
+came from, so a report can refuse stale numbers (:func:`check_fresh`), the
+:func:`marslib.runtime.provenance` of the command that scored it (commit, command,
+versions, device; the file's top level holds the latest one and its config), and each
 generated row the sampling settings it was made with (``ar.cfg_scale``,
 ``temperature``, ``top_k``, ``top_p`` of the evaluating config, not of the
 checkpoints): one results file never mixes two settings.
@@ -50,7 +52,7 @@ from .data import ensure_dataset, load_clips, split_examples
 from .metrics import (crepe_analyse, frechet_distance, inception_score, kernel_inception_distance,
                       log_spectral_distance, mae, mse, multi_resolution_stft_distance, ndb, nearest_neighbours,
                       pitch_accuracy, score_pitch, spectral_convergence)
-from .runtime import atomic_write
+from .runtime import atomic_write, provenance
 
 # name -> (table label, checkpoint folders it needs, relative to the run)
 SYSTEMS: dict[str, tuple[str, tuple[str, ...]]] = {
@@ -331,6 +333,8 @@ def evaluate(cfg: Config, run: str | Path, systems: list[str] | None = None, pro
         print(f"dropping saved rows {', '.join(other)}: sampled with other settings than {settings}")
         results["rows"] = {k: row for k, row in results["rows"].items() if k not in other}
     e = cfg.eval
+    results["provenance"] = made = provenance(cfg)  # of this (the latest) evaluation; each row keeps its own
+    results["config"] = cfg.to_dict()
     results["embeddings"] = {"crepe": CREPE_NAME.format(capacity=e.crepe_capacity, frames=e.crepe_frames),
                              "classifier": CLASSIFIER_NAME,
                              "fad_note": "VGGish (the usual FAD network) cannot be downloaded offline"}
@@ -342,6 +346,7 @@ def evaluate(cfg: Config, run: str | Path, systems: list[str] | None = None, pro
             row["sampling"] = clips.sampling
         row |= judge.score(clips)
         row["seconds"] = round(time.perf_counter() - t0, 1)
+        row["provenance"] = made
         results["rows"][name] = row
     results["rows"] = {k: results["rows"][k] for k in SYSTEMS if k in results["rows"]}  # table order
     _write(results, run / "evaluation")

@@ -40,6 +40,7 @@ def test_sample_writes_wavs_and_the_request(tmp_path):
     request = json.loads((out / "request.json").read_text())
     assert request["pitch"] == 62 and request["family"] == "keyboard" and len(request["files"]) == 2
     assert request["status"] == "complete" and request["written"] == request["files"]
+    assert request["provenance"]["command"]["argv"] and request["provenance"]["versions"]["torch"]
     assert sorted(p.name for p in out.iterdir()) == sorted(request["files"] + ["request.json"])  # no temp files
     for name in request["files"]:
         info = sf.info(out / name)
