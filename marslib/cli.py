@@ -196,16 +196,19 @@ def cmd_sample(args: argparse.Namespace) -> None:
     from .audio import write_wav
     from .autoregressor import sample_tokens, tokens_to_audio
     from .autoregressor.training import load_ar, parse_family
+    from .checkpoint import read_meta
     from .config import check_sampling
     from .runtime import provenance
 
-    family = parse_family(args.family)
     if not 0 <= args.pitch <= 127:
         raise ValueError(f"--pitch must be a MIDI number in 0..127, got {args.pitch}")
     if args.n < 1:
         raise ValueError(f"--n must be at least 1, got {args.n}")
     check_sampling(args.temperature, args.top_k, args.top_p, 0.0 if args.cfg is None else args.cfg,
                    names=SAMPLE_FLAGS)  # before the (slow) model load
+    # The family names are the ones the model was trained on (NSynth's, or an imported dataset's classes).
+    trained = Config.from_dict(read_meta(Path(args.checkpoint) / "ar")["config"])
+    family = parse_family(args.family, trained.data.family_vocabulary)
     out = Path(args.out)
     _check_out_dir(out)
     model, tokenizer = load_ar(args.checkpoint, device=args.device or "cpu")
@@ -364,7 +367,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("sample", help="generate notes with a trained next-scale model")
     p.add_argument("--checkpoint", required=True, help="run folder holding tokenizer/ and ar/ (e.g. runs/course)")
     p.add_argument("--pitch", type=int, required=True, help="MIDI pitch, e.g. 60 for middle C")
-    p.add_argument("--family", required=True, help="NSynth instrument family, e.g. keyboard")
+    p.add_argument("--family", required=True,
+                   help="a family the model was trained on: NSynth's (e.g. keyboard) or an imported class")
     p.add_argument("--n", type=int, default=4, help="how many clips (default: 4)")
     p.add_argument("--out", required=True, help="folder for the wavs and request.json")
     p.add_argument("--cfg", type=float, default=None, help="guidance strength (default: the model's config)")

@@ -47,7 +47,7 @@ from tqdm.auto import tqdm
 from .audio import denormalise, input_to_waveform, waveform_to_input
 from .checkpoint import CheckpointError, has_checkpoint, read_meta
 from .cmx import to_model_input
-from .config import Config
+from .config import Config, check_families
 from .data import ensure_dataset, load_clips, split_examples
 from .metrics import (crepe_analyse, frechet_distance, inception_score, kernel_inception_distance,
                       log_spectral_distance, mae, mse, multi_resolution_stft_distance, ndb, nearest_neighbours,
@@ -76,7 +76,7 @@ class ClipSet:
     name: str
     waves: np.ndarray                      # (N, S) float32
     pitch: np.ndarray                      # (N,) MIDI
-    family: np.ndarray                     # (N,) index into NSYNTH_FAMILIES
+    family: np.ndarray                     # (N,) index into cfg.data.family_vocabulary
     checkpoints: dict[str, str] = field(default_factory=dict)  # folder -> weights fingerprint
     sampling: dict | None = None           # generated sets: the sampling settings (see sampling_settings)
 
@@ -180,6 +180,8 @@ def generated_clips(cfg: Config, run: Path, test: ClipSet, seed: int, system: st
     from .autoregressor.training import load_ar, load_raster
 
     prints = _fingerprints(run, SYSTEMS[system][1])
+    model_dir = run / SYSTEMS[system][1][-1]  # the transformer: its family labels must be the test clips'
+    check_families(Config.from_dict(read_meta(model_dir)["config"]), cfg, model_dir)
     settings = sampling_settings(cfg)
     if system == "raster":
         model, tokenizer = load_raster(run, device=cfg.device)
@@ -242,6 +244,7 @@ class Judge:
         self.cfg, self.run, self.test, self.progress = cfg, Path(run), test, progress
         self.classifier_sha = _fingerprints(self.run, ("classifier",))["classifier"]
         self.classifier = load_classifier(self.run / "classifier", device=cfg.device)
+        check_families(self.classifier.cfg, cfg, self.run / "classifier")  # its family head judges our labels
         check_stft(self.classifier, cfg)  # once; features() then classifies its own spectrograms
         self.reference = self.features(test)
         train_x, _ = classifier_dataset(cfg, "train")
