@@ -3,6 +3,7 @@
     mars profiles                              what each profile sets
     mars data synth --profile course           render the mini-NSynth dataset
     mars data info  --profile course           count clips per split and family
+    mars data import FOLDER --out ROOT         your own sounds (subfolders = classes) -> NSynth format
     mars train tokenizer --profile course      train the tokenizer (--resume to continue)
     mars train ar --profile course             train the next-scale transformer on its tokens
     mars train raster|truncation|classifier    the baselines and the evaluation classifier
@@ -47,6 +48,8 @@ CLASSIFIER = ("eval.classifier_channels", "eval.classifier_embed", "train_classi
 USES: dict[str, tuple[str, ...]] = {
     "data synth": ("seed", "audio.sample_rate", "data", "-data.cache_dir"),
     "data info": ("data.root", "data.families", "data.pitch_min", "data.pitch_max", "data.velocities"),
+    "data import": ("seed", "audio.sample_rate", "audio.hop_length", "audio.n_frames", "data.split_fractions",
+                    "data.velocities"),
     "train tokenizer": ("seed", "device", "audio", "cmx", "data", "tokenizer", "train_tokenizer"),
     "train ar": ("seed", "device", "audio", "cmx", "data", "tokenizer", *AR_MODEL, "train_ar"),
     "train raster": ("seed", "device", "audio", "cmx", "data", "tokenizer", "-tokenizer.scales",  # one scale
@@ -149,6 +152,16 @@ def cmd_data_synth(args: argparse.Namespace) -> None:
 def cmd_data_info(args: argparse.Namespace) -> None:
     cfg = _config(args, **({"data.root": args.root} if args.root else {}))
     _print_counts(cfg)
+
+
+def cmd_data_import(args: argparse.Namespace) -> None:
+    from .data.importer import REPORT, import_folder
+
+    cfg = _config(args)
+    report = import_folder(cfg, args.folder, args.out, seconds=args.seconds, min_seconds=args.min_seconds,
+                           velocity=args.velocity, normalize=not args.no_normalize, overwrite=args.overwrite)
+    print(report.summary())
+    print(f"report: {Path(report.root) / REPORT}")
 
 
 def _print_counts(cfg: Config) -> None:
@@ -344,6 +357,19 @@ def build_parser() -> argparse.ArgumentParser:
     _add_common(p)
     p.add_argument("--root", help="dataset folder (default: the profile's data.root)")
     p.set_defaults(func=cmd_data_info)
+    p = data.add_parser("import", help="turn a folder of audio files (subfolders = classes) into an "
+                                       "NSynth-format dataset")
+    _add_common(p)
+    p.add_argument("folder", help="folder whose subfolders are classes (e.g. kick/, snare/) holding audio files")
+    p.add_argument("--out", required=True, help="dataset folder to create (train with --data-dir OUT)")
+    p.add_argument("--seconds", type=float, default=None,
+                   help="clip length: longer files are cropped, shorter zero-padded (default: the profile's clip)")
+    p.add_argument("--min-seconds", type=float, default=0.05, help="skip files shorter than this (default 0.05)")
+    p.add_argument("--velocity", type=int, default=None,
+                   help="velocity label of every clip (default: 127 if the profile keeps it, else its loudest)")
+    p.add_argument("--no-normalize", action="store_true", help="keep each file's level (default: peak 0.9)")
+    p.add_argument("--overwrite", action="store_true", help="replace an earlier import at --out")
+    p.set_defaults(func=cmd_data_import)
 
     train_cmd = sub.add_parser("train", help="train a model (checkpoints resume with --resume)")
     models = train_cmd.add_subparsers(dest="model", required=True)
