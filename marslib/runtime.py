@@ -165,17 +165,16 @@ def _device(name: str) -> dict:
 
 
 def _command() -> dict:
-    """The command line; in a notebook kernel also the notebook, its parameters and what launched it."""
-    out: dict = {"argv": list(sys.argv), "cwd": os.getcwd()}
-    if _NOTEBOOK is not None:
-        out.update(_NOTEBOOK)
-        launched = os.environ.get(LAUNCHED_BY)
-        if launched:
-            try:
-                out["launched_by"] = json.loads(launched)
-            except json.JSONDecodeError:
-                out["launched_by"] = launched
-    return out
+    """The command line (``argv``, ``cwd``); in a notebook kernel, whose argv is only a connection
+    file, the notebook, its parameters and the command that launched it (None if run by hand)."""
+    if _NOTEBOOK is None:
+        return {"argv": list(sys.argv), "cwd": os.getcwd()}
+    launched = os.environ.get(LAUNCHED_BY)
+    try:
+        launched = json.loads(launched) if launched else None
+    except json.JSONDecodeError:
+        pass
+    return {**_NOTEBOOK, "launched_by": launched, "cwd": os.getcwd()}
 
 
 def config_sha(cfg: Config) -> str:
@@ -188,7 +187,7 @@ def provenance(cfg: Config) -> dict:
 
     ``git`` (commit, dirty flag, changed paths; None outside a git checkout),
     ``command`` (``sys.argv`` and the working folder; in a notebook the notebook's
-    name, its papermill parameters and the command that launched it), ``profile``,
+    name, its papermill parameters and the argv that launched it), ``profile``,
     ``seed``, ``config_sha256`` (:func:`config_sha`; the full config sits beside it:
     ``run.config`` in a notebook's results.json, ``config`` in a checkpoint's
     meta.json and in ``evaluation/metrics.json``), ``versions`` (python, torch, numpy,
@@ -210,7 +209,7 @@ def provenance(cfg: Config) -> dict:
 
 
 # What every recorded provenance holds (checked by the tests and the report).
-PROVENANCE_FIELDS = {"git": ("commit", "dirty"), "command": ("argv",), "profile": (), "seed": (),
+PROVENANCE_FIELDS = {"git": ("commit", "dirty"), "command": (), "profile": (), "seed": (),
                      "config_sha256": (), "versions": ("python", "torch", "numpy", "librosa"),
                      "device": ("type", "name")}
 
@@ -218,11 +217,16 @@ PROVENANCE_FIELDS = {"git": ("commit", "dirty"), "command": ("argv",), "profile"
 def provenance_problems(prov: object) -> list[str]:
     """The :data:`PROVENANCE_FIELDS` that ``prov`` (a recorded provenance) lacks; ``[]`` if complete.
 
-    ``git.commit`` and ``git.dirty`` may be None (not a git checkout) but must be present.
+    ``git.commit`` and ``git.dirty`` may be None (not a git checkout) but must be present;
+    ``command`` holds ``argv`` or (a notebook) ``notebook`` and ``parameters``.
     """
     if not isinstance(prov, dict):
         return ["provenance"]
     missing = []
+    command = prov.get("command")
+    if command is not None and not (isinstance(command, dict) and ("argv" in command or
+                                                                    {"notebook", "parameters"} <= set(command))):
+        missing.append("command.argv")
     for key, subkeys in PROVENANCE_FIELDS.items():
         if key not in prov:
             missing.append(key)

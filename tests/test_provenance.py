@@ -59,6 +59,8 @@ def test_provenance_fields_and_the_command(smoke_cfg):
     assert provenance_problems({**prov, "versions": {"python": "3"}}) == [
         "versions.torch", "versions.numpy", "versions.librosa"]
     assert provenance_problems(None) == ["provenance"]
+    assert provenance_problems({**prov, "command": {"cwd": "/"}}) == ["command.argv"]
+    assert provenance_problems({k: v for k, v in prov.items() if k != "git"}) == ["git"]
     other = get_config("smoke", {"seed": 3})
     assert config_sha(other) != config_sha(smoke_cfg) and provenance(other)["seed"] == 3
 
