@@ -7,7 +7,8 @@ or not at all::
         model.safetensors         model weights
         state.safetensors         optimiser tensors + torch RNG state (for exact resume)
         meta.json                 kind, step, config, history, what the run was made from,
-                                  and the size + sha256 of both tensor files; written last
+                                  the size + sha256 of both tensor files and the run's
+                                  provenance (git commit, command, versions, device); written last
     <run>/ckpt-000006/            the previous one, kept as a fall-back
     <run>/history.json            a copy of the history, for plotting
 
@@ -38,6 +39,7 @@ from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
 from .config import Config
+from .runtime import provenance
 
 PREFIX = "ckpt-"
 KEEP = 2  # the newest checkpoint and one fall-back
@@ -127,7 +129,7 @@ def save_checkpoint(directory: str | Path, model: torch.nn.Module, cfg: Config, 
     try:
         files = {"model": {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}}
         meta: dict[str, Any] = {"kind": kind, "step": step, "config": cfg.to_dict(), "extra": extra or {},
-                                "made_from": made_from or {}, "files": {}}
+                                "made_from": made_from or {}, "files": {}, "provenance": provenance(cfg)}
         if optimizer is not None:
             files["state"], meta["optimizer"] = _flatten_optimizer(optimizer.state_dict())
             files["state"]["rng.torch"] = torch.get_rng_state()

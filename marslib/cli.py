@@ -3,6 +3,7 @@
     mars profiles                              what each profile sets
     mars data synth --profile course           render the mini-NSynth dataset
     mars data info  --profile course           count clips per split and family
+    mars data import FOLDER --out ROOT         your own sounds (subfolders = classes) -> NSynth format
     mars train tokenizer --profile course      train the tokenizer (--resume to continue)
     mars train ar --profile course             train the next-scale transformer on its tokens
     mars train raster|truncation|classifier    the baselines and the evaluation classifier
@@ -23,6 +24,7 @@ from __future__ import annotations
 
 import argparse
 import collections
+import dataclasses
 import json
 import sys
 import time
@@ -46,6 +48,8 @@ CLASSIFIER = ("eval.classifier_channels", "eval.classifier_embed", "train_classi
 USES: dict[str, tuple[str, ...]] = {
     "data synth": ("seed", "audio.sample_rate", "data", "-data.cache_dir"),
     "data info": ("data.root", "data.families", "data.pitch_min", "data.pitch_max", "data.velocities"),
+    "data import": ("seed", "audio.sample_rate", "audio.hop_length", "audio.n_frames", "data.split_fractions",
+                    "data.velocities"),
     "train tokenizer": ("seed", "device", "audio", "cmx", "data", "tokenizer", "train_tokenizer"),
     "train ar": ("seed", "device", "audio", "cmx", "data", "tokenizer", *AR_MODEL, "train_ar"),
     "train raster": ("seed", "device", "audio", "cmx", "data", "tokenizer", "-tokenizer.scales",  # one scale
@@ -150,6 +154,16 @@ def cmd_data_info(args: argparse.Namespace) -> None:
     _print_counts(cfg)
 
 
+def cmd_data_import(args: argparse.Namespace) -> None:
+    from .data.importer import REPORT, import_folder
+
+    cfg = _config(args)
+    report = import_folder(cfg, args.folder, args.out, seconds=args.seconds, min_seconds=args.min_seconds,
+                           velocity=args.velocity, normalize=not args.no_normalize, overwrite=args.overwrite)
+    print(report.summary())
+    print(f"report: {Path(report.root) / REPORT}")
+
+
 def _print_counts(cfg: Config) -> None:
     """Clips per split and family that ``cfg.data`` keeps (families, pitch range, velocities)."""
     from .data import split_examples
@@ -195,15 +209,19 @@ def cmd_sample(args: argparse.Namespace) -> None:
     from .audio import write_wav
     from .autoregressor import sample_tokens, tokens_to_audio
     from .autoregressor.training import load_ar, parse_family
+    from .checkpoint import read_meta
     from .config import check_sampling
+    from .runtime import provenance
 
-    family = parse_family(args.family)
     if not 0 <= args.pitch <= 127:
         raise ValueError(f"--pitch must be a MIDI number in 0..127, got {args.pitch}")
     if args.n < 1:
         raise ValueError(f"--n must be at least 1, got {args.n}")
     check_sampling(args.temperature, args.top_k, args.top_p, 0.0 if args.cfg is None else args.cfg,
                    names=SAMPLE_FLAGS)  # before the (slow) model load
+    # The family names are the ones the model was trained on (NSynth's, or an imported dataset's classes).
+    trained = Config.from_dict(read_meta(Path(args.checkpoint) / "ar")["config"])
+    family = parse_family(args.family, trained.data.family_vocabulary)
     out = Path(args.out)
     _check_out_dir(out)
     model, tokenizer = load_ar(args.checkpoint, device=args.device or "cpu")
@@ -212,7 +230,9 @@ def cmd_sample(args: argparse.Namespace) -> None:
     names = [f"{args.family}_{args.pitch:03d}_{i:02d}.wav" for i in range(args.n)]
     request = {"checkpoint": str(args.checkpoint), "pitch": args.pitch, "family": args.family, "n": args.n,
                "cfg_scale": cfg_scale, "temperature": args.temperature, "top_k": args.top_k,
-               "top_p": args.top_p, "seed": args.seed, "files": names, "written": [], "status": "writing"}
+               "top_p": args.top_p, "seed": args.seed, "files": names, "written": [], "status": "writing",
+               "provenance": provenance(dataclasses.replace(model_cfg, seed=args.seed,
+                                                            device=args.device or "cpu"))}
     # The record comes first and is rewritten after every clip: a run that fails or is
     # interrupted leaves one saying "writing" and which of the planned files exist.
     _write_request(out, request)
@@ -340,6 +360,19 @@ def build_parser() -> argparse.ArgumentParser:
     _add_common(p)
     p.add_argument("--root", help="dataset folder (default: the profile's data.root)")
     p.set_defaults(func=cmd_data_info)
+    p = data.add_parser("import", help="turn a folder of audio files (subfolders = classes) into an "
+                                       "NSynth-format dataset")
+    _add_common(p)
+    p.add_argument("folder", help="folder whose subfolders are classes (e.g. kick/, snare/) holding audio files")
+    p.add_argument("--out", required=True, help="dataset folder to create (train with --data-dir OUT)")
+    p.add_argument("--seconds", type=float, default=None,
+                   help="clip length: longer files are cropped, shorter zero-padded (default: the profile's clip)")
+    p.add_argument("--min-seconds", type=float, default=0.05, help="skip files shorter than this (default 0.05)")
+    p.add_argument("--velocity", type=int, default=None,
+                   help="velocity label of every clip (default: 127 if the profile keeps it, else its loudest)")
+    p.add_argument("--no-normalize", action="store_true", help="keep each file's level (default: peak 0.9)")
+    p.add_argument("--overwrite", action="store_true", help="replace an earlier import at --out")
+    p.set_defaults(func=cmd_data_import)
 
     train_cmd = sub.add_parser("train", help="train a model (checkpoints resume with --resume)")
     models = train_cmd.add_subparsers(dest="model", required=True)
@@ -363,7 +396,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("sample", help="generate notes with a trained next-scale model")
     p.add_argument("--checkpoint", required=True, help="run folder holding tokenizer/ and ar/ (e.g. runs/course)")
     p.add_argument("--pitch", type=int, required=True, help="MIDI pitch, e.g. 60 for middle C")
-    p.add_argument("--family", required=True, help="NSynth instrument family, e.g. keyboard")
+    p.add_argument("--family", required=True,
+                   help="a family the model was trained on: NSynth's (e.g. keyboard) or an imported class")
     p.add_argument("--n", type=int, default=4, help="how many clips (default: 4)")
     p.add_argument("--out", required=True, help="folder for the wavs and request.json")
     p.add_argument("--cfg", type=float, default=None, help="guidance strength (default: the model's config)")

@@ -18,7 +18,7 @@ import dataclasses
 import math
 import numbers
 from dataclasses import dataclass, field
-from typing import Any, Mapping
+from typing import Any, Iterable, Mapping
 
 # NSynth's eleven instrument families, in NSynth's own index order
 # (``instrument_family`` in examples.json is the index into this tuple).
@@ -27,6 +27,20 @@ NSYNTH_FAMILIES: tuple[str, ...] = (
     "organ", "reed", "string", "synth_lead", "vocal",
 )
 NSYNTH_SOURCES: tuple[str, ...] = ("acoustic", "electronic", "synthetic")
+
+
+def family_vocabulary(families: Iterable[str]) -> tuple[str, ...]:
+    """The family (class) names that family labels index, for ``data.families``.
+
+    NSynth's eleven, in NSynth's order, when every name is an NSynth family: the
+    default and any subset of it keep NSynth's indices and 11-way models, so NSynth,
+    the rendered mini-NSynth and their checkpoints mean what they always meant.
+    Otherwise (an imported dataset's classes, e.g. ``("kick", "snare")``) the names
+    themselves, in the order given: label ``i`` is ``families[i]``, models have
+    ``len(families)`` classes.
+    """
+    families = tuple(families)
+    return NSYNTH_FAMILIES if set(families) <= set(NSYNTH_FAMILIES) else families
 NSYNTH_VELOCITIES: tuple[int, ...] = (25, 50, 75, 100, 127)
 
 
@@ -80,7 +94,8 @@ class DataConfig:
     """Where the NSynth-format dataset lives and how the synthetic one is rendered."""
 
     root: str = "data/mini_nsynth_course"  # holds nsynth-{train,valid,test}/ (examples.json + audio/)
-    families: tuple[str, ...] = NSYNTH_FAMILIES  # families rendered / kept
+    families: tuple[str, ...] = NSYNTH_FAMILIES  # families (classes) rendered / kept: NSynth's or any
+                                    # names, e.g. an imported dataset's classes (see family_vocabulary)
     pitch_min: int = 36             # MIDI, inclusive
     pitch_max: int = 84             # MIDI, inclusive
     pitch_step: int = 1             # render every pitch_step-th pitch (smaller datasets)
@@ -97,6 +112,11 @@ class DataConfig:
                                     # (0 = in the training process; > 0 needs the fork start method: Linux)
     cache_dir: str = ""             # feature cache (files keyed by a hash of the config and the files);
                                     # "" = cache/ beside the dataset: <parent of data.root>/cache
+
+    @property
+    def family_vocabulary(self) -> tuple[str, ...]:
+        """The names family labels index (:func:`family_vocabulary`); models have this many classes."""
+        return family_vocabulary(self.families)
 
 
 @dataclass
@@ -316,9 +336,13 @@ def validate(cfg: Config) -> None:
     validate_scales(tok.scales, cfg.latent_shape)
     if tok.lookup not in ("l2", "cosine"):
         raise ConfigError(f"tokenizer.lookup must be 'l2' or 'cosine', got {tok.lookup!r}")
-    unknown = set(d.families) - set(NSYNTH_FAMILIES)
-    if unknown or not d.families:
-        raise ConfigError(f"data.families has unknown {sorted(unknown)}; use {NSYNTH_FAMILIES}")
+    if not d.families:
+        raise ConfigError(f"data.families is empty; give NSynth's families (e.g. {NSYNTH_FAMILIES[:2]}) or "
+                          f"your dataset's classes")
+    bad = [f for f in d.families if not isinstance(f, str) or not f.strip() or f != f.strip()]
+    if bad:
+        raise ConfigError(f"data.families must be names (non-empty strings without surrounding spaces), "
+                          f"got {bad}")
     if not 0 <= d.pitch_min <= d.pitch_max <= 127:
         raise ConfigError(f"need 0 <= data.pitch_min <= data.pitch_max <= 127, got "
                           f"{d.pitch_min}..{d.pitch_max}")
@@ -355,6 +379,15 @@ def validate(cfg: Config) -> None:
     if min(e.clips_per_condition, e.crepe_frames, e.ndb_bins, e.kid_subsets) < 1 or e.kid_subset < 2:
         raise ConfigError("eval.clips_per_condition, crepe_frames, ndb_bins, kid_subsets must be >= 1 "
                           "and eval.kid_subset >= 2")
+
+
+def check_families(trained: Config, cfg: Config, where: object) -> None:
+    """Raise :class:`ConfigError` if ``cfg``'s family labels mean other families than those the
+    model at ``where`` was trained on (``trained``, its config)."""
+    if trained.data.family_vocabulary != cfg.data.family_vocabulary:
+        raise ConfigError(f"{where} was trained on families {trained.data.family_vocabulary}, but "
+                          f"data.families gives {cfg.data.family_vocabulary}: its family labels would mean "
+                          f"other families; use the data.families it was trained with")
 
 
 SAMPLING_NAMES = {"temperature": "temperature", "top_k": "top_k", "top_p": "top_p", "cfg_scale": "cfg_scale"}

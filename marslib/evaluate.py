@@ -25,7 +25,9 @@ baseline and the truncation arm of the ablation.
 
 Results merge into ``<run>/evaluation/metrics.json`` (notebooks 04 and 05 add
 rows) and ``table.md``; each row records the fingerprints of the checkpoints it
-came from, so a report can refuse stale numbers (:func:`check_fresh`), and each
+came from, so a report can refuse stale numbers (:func:`check_fresh`), the
+:func:`marslib.runtime.provenance` of the command that scored it (commit, command,
+versions, device; the file's top level holds the latest one and its config), and each
 generated row the sampling settings it was made with (``ar.cfg_scale``,
 ``temperature``, ``top_k``, ``top_p`` of the evaluating config, not of the
 checkpoints): one results file never mixes two settings.
@@ -45,12 +47,12 @@ from tqdm.auto import tqdm
 from .audio import denormalise, input_to_waveform, waveform_to_input
 from .checkpoint import CheckpointError, has_checkpoint, read_meta
 from .cmx import to_model_input
-from .config import Config
+from .config import Config, check_families
 from .data import ensure_dataset, load_clips, report_filters, require_clips, split_examples
 from .metrics import (crepe_analyse, frechet_distance, inception_score, kernel_inception_distance,
                       log_spectral_distance, mae, mse, multi_resolution_stft_distance, ndb, nearest_neighbours,
                       pitch_accuracy, score_pitch, spectral_convergence)
-from .runtime import atomic_write
+from .runtime import atomic_write, provenance
 
 # name -> (table label, checkpoint folders it needs, relative to the run)
 SYSTEMS: dict[str, tuple[str, tuple[str, ...]]] = {
@@ -75,7 +77,7 @@ class ClipSet:
     name: str
     waves: np.ndarray                      # (N, S) float32
     pitch: np.ndarray                      # (N,) MIDI
-    family: np.ndarray                     # (N,) index into NSYNTH_FAMILIES
+    family: np.ndarray                     # (N,) index into cfg.data.family_vocabulary
     checkpoints: dict[str, str] = field(default_factory=dict)  # folder -> weights fingerprint
     sampling: dict | None = None           # generated sets: the sampling settings (see sampling_settings)
 
@@ -185,6 +187,8 @@ def generated_clips(cfg: Config, run: Path, test: ClipSet, seed: int, system: st
     from .autoregressor.training import load_ar, load_raster
 
     prints = _fingerprints(run, SYSTEMS[system][1])
+    model_dir = run / SYSTEMS[system][1][-1]  # the transformer: its family labels must be the test clips'
+    check_families(Config.from_dict(read_meta(model_dir)["config"]), cfg, model_dir)
     settings = sampling_settings(cfg)
     if system == "raster":
         model, tokenizer = load_raster(run, device=cfg.device)
@@ -247,6 +251,7 @@ class Judge:
         self.cfg, self.run, self.test, self.progress = cfg, Path(run), test, progress
         self.classifier_sha = _fingerprints(self.run, ("classifier",))["classifier"]
         self.classifier = load_classifier(self.run / "classifier", device=cfg.device)
+        check_families(self.classifier.cfg, cfg, self.run / "classifier")  # its family head judges our labels
         check_stft(self.classifier, cfg)  # once; features() then classifies its own spectrograms
         self.reference = self.features(test)
         # The train split is read batch by batch from its feature store: memory bounded by a batch
@@ -342,6 +347,8 @@ def evaluate(cfg: Config, run: str | Path, systems: list[str] | None = None, pro
         print(f"dropping saved rows {', '.join(other)}: sampled with other settings than {settings}")
         results["rows"] = {k: row for k, row in results["rows"].items() if k not in other}
     e = cfg.eval
+    results["provenance"] = made = provenance(cfg)  # of this (the latest) evaluation; each row keeps its own
+    results["config"] = cfg.to_dict()
     results["embeddings"] = {"crepe": CREPE_NAME.format(capacity=e.crepe_capacity, frames=e.crepe_frames),
                              "classifier": CLASSIFIER_NAME,
                              "fad_note": "VGGish (the usual FAD network) cannot be downloaded offline"}
@@ -353,6 +360,7 @@ def evaluate(cfg: Config, run: str | Path, systems: list[str] | None = None, pro
             row["sampling"] = clips.sampling
         row |= judge.score(clips)
         row["seconds"] = round(time.perf_counter() - t0, 1)
+        row["provenance"] = made
         results["rows"][name] = row
     results["rows"] = {k: results["rows"][k] for k in SYSTEMS if k in results["rows"]}  # table order
     _write(results, run / "evaluation")

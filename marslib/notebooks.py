@@ -9,13 +9,16 @@ twin is committed without outputs.  Executed copies go to the run directory::
 
 Every notebook takes the same papermill parameters: ``profile``, ``seed``,
 ``device``, ``data_dir``, ``out_dir`` and ``overrides`` (config overrides as a JSON
-object string, e.g. ``'{"ar.cfg_scale": 4.0}'``); each records the overrides and the
-config they resolved to under ``"run"`` in its ``results.json``.
+object string, e.g. ``'{"ar.cfg_scale": 4.0}'``); each records the overrides, the
+config they resolved to and the run's provenance (the notebook, these parameters, the
+command that launched it, git commit, versions, device) under ``"run"`` in its ``results.json``.
 """
 
 from __future__ import annotations
 
 import json
+import os
+import sys
 from pathlib import Path
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -70,12 +73,17 @@ def execute_notebook(source: Path, profile: str, out_dir: Path, data_dir: Path |
     """
     import papermill as pm
 
+    from .runtime import LAUNCHED_BY
+
     out_dir = Path(out_dir).resolve()
     executed = out_dir / "notebooks" / paired_ipynb(source).name
     executed.parent.mkdir(parents=True, exist_ok=True)
     params = {"profile": profile, "seed": seed, "device": device, "out_dir": str(out_dir),
               "data_dir": str(Path(data_dir).resolve()) if data_dir else "",
               "overrides": json.dumps(overrides or {})}
+    # The kernel inherits the environment: its results record this command as what launched it.
+    before = os.environ.get(LAUNCHED_BY)
+    os.environ[LAUNCHED_BY] = json.dumps(sys.argv)
     try:
         pm.execute_notebook(str(paired_ipynb(source)), str(executed), parameters=params,
                             kernel_name="python3", cwd=str(source.parent), progress_bar=False,
@@ -83,6 +91,11 @@ def execute_notebook(source: Path, profile: str, out_dir: Path, data_dir: Path |
     except pm.PapermillExecutionError as err:
         raise RuntimeError(f"notebook {source.name} failed in cell {err.exec_count}: "
                            f"{err.ename}: {err.evalue}\n(executed copy: {executed})") from err
+    finally:
+        if before is None:
+            os.environ.pop(LAUNCHED_BY, None)
+        else:
+            os.environ[LAUNCHED_BY] = before
     results = out_dir / source.stem / "results.json"
     if not results.exists():
         raise RuntimeError(f"notebook {source.name} ran but wrote no {results}")

@@ -9,6 +9,10 @@ Everything in the report is read from a run folder, never typed in:
 * ``marslib/paper_claims.json``: the paper's numbers where we know them, ``null``
   where we do not (most of them: only the abstract and introduction were available).
 
+Its "Provenance" section lists, for the evaluation, each of its rows, each notebook's
+results and the main checkpoints, the ``provenance`` they recorded
+(:func:`marslib.runtime.provenance`): git commit, dirty tree, command, device, versions.
+
 Output: ``<out>/REPORT.md`` and ``<out>/figures/*.png``.
 """
 
@@ -18,9 +22,10 @@ import json
 import shutil
 from pathlib import Path
 
-from .checkpoint import read_meta
+from .checkpoint import has_checkpoint, read_meta
 from .config import Config
 from .evaluate import COLUMNS, check_fresh, results_table
+from .runtime import provenance
 
 PAPER_CLAIMS = Path(__file__).with_name("paper_claims.json")
 PAPER_METRICS = {"NDB/k": "ndb_k", "PKID": "pkid", "IKID": "ikid", "PIS": "pis", "IIS": "iis",
@@ -184,6 +189,82 @@ DIFFERENCES = """\
 """
 
 
+# Checkpoints whose provenance the report lists (folder relative to the run).
+PROVENANCE_CHECKPOINTS = ("tokenizer", "ar", "classifier", "raster", "truncate/ar")
+
+
+def _cell(text: str) -> str:
+    return str(text).replace("|", "\\|").replace("\n", " ")
+
+
+def _command_text(command: dict) -> str:
+    """How a result was made, in one line: the notebook and its parameters, or the command line."""
+    def argv_text(argv: list) -> str:
+        return " ".join([Path(argv[0]).name, *argv[1:]]) if argv else "?"
+
+    if "notebook" in command:
+        params = command.get("parameters", {})
+        shown = ", ".join(f"{k} {v!r}" for k, v in params.items() if v not in ("", {}, None))
+        text = f"{command['notebook']} ({shown})"
+        if command.get("launched_by"):
+            launched = command["launched_by"]
+            text += f" via `{argv_text(launched) if isinstance(launched, list) else launched}`"
+        return text
+    return f"`{argv_text(command.get('argv', []))}`"
+
+
+PROVENANCE_COLUMNS = ("commit", "dirty tree", "command", "device", "versions")
+
+
+def provenance_cells(prov: dict) -> list[str]:
+    """The :data:`PROVENANCE_COLUMNS` of one recorded provenance, as text."""
+    git, dev, v = prov.get("git", {}), prov.get("device", {}), prov.get("versions", {})
+    commit = git.get("commit")
+    commit = "not a git checkout" if commit is None else f"`{commit[:12]}`"
+    dirty = {True: "**yes**", False: "no"}.get(git.get("dirty"), "unknown")
+    versions = ", ".join(f"{k} {v[k]}" for k in ("python", "torch", "numpy", "librosa") if v.get(k))
+    device = f"{dev.get('type', '?')} ({dev.get('name', '?')})"
+    return [commit, dirty, _command_text(prov.get("command", {})), device, versions]
+
+
+def provenance_row(name: str, prov: dict | None) -> str:
+    """One markdown table row: where a result file says it came from ("not recorded" if it does not)."""
+    cells = provenance_cells(prov) if prov else ["not recorded", "", "", "", ""]
+    return "| " + " | ".join(_cell(c) for c in [name, *cells]) + " |"
+
+
+def _provenance_section(run: Path, results: dict, nb: dict[str, dict], cfg: Config) -> list[str]:
+    """Every result's recorded provenance, and a warning when they come from several commits or a dirty tree."""
+    found: list[tuple[str, dict | None]] = [("evaluation/metrics.json", results.get("provenance"))]
+    for name, row in results["rows"].items():
+        if row.get("provenance") != results.get("provenance"):  # scored by an earlier command
+            found.append((f"evaluation row {name}", row.get("provenance")))
+    for path in sorted(run.glob("0[0-9]_*/results.json")):
+        found.append((f"{path.parent.name}/results.json", nb.get(path.parent.name[:2], {}).get("run", {})
+                      .get("provenance")))
+    for folder in PROVENANCE_CHECKPOINTS:
+        if has_checkpoint(run / folder):
+            found.append((f"{folder}/ checkpoint", read_meta(run / folder).get("provenance")))
+    lines = ["Where each result came from, as the result file records it (`provenance`).", "",
+             "| result | " + " | ".join(PROVENANCE_COLUMNS) + " |", "|---" * (len(PROVENANCE_COLUMNS) + 1) + "|"]
+    lines += [provenance_row(name, prov) for name, prov in found]
+    commits = sorted({p["git"]["commit"] for _, p in found if p and p.get("git", {}).get("commit")})
+    dirty = [name for name, p in found if p and p.get("git", {}).get("dirty")]
+    missing = [name for name, p in found if not p]
+    lines.append("")
+    if len(commits) > 1:
+        lines.append(f"**These results come from {len(commits)} different commits** "
+                     f"({', '.join(c[:12] for c in commits)}): rerun to make them from one.")
+    if dirty:
+        lines.append(f"**Made from a modified (dirty) tree:** {', '.join(dirty)}; the commit alone does "
+                     f"not reproduce them.")
+    if missing:
+        lines.append(f"No provenance recorded (made before it was recorded): {', '.join(missing)}.")
+    mine = zip(PROVENANCE_COLUMNS, provenance_cells(provenance(cfg)))
+    lines += ["", "This report was written by: " + "; ".join(f"{k} {v}" for k, v in mine) + ".", ""]
+    return lines
+
+
 def build_report(run: str | Path, out: str | Path) -> Path:
     """Write ``<out>/REPORT.md`` (+ ``figures/``) from the run's evaluation and notebook results."""
     from .plotting import plot_evaluation_bars, save_figure
@@ -219,6 +300,7 @@ def build_report(run: str | Path, out: str | Path) -> Path:
         f"The raster baseline and the truncation arm train with {budget:.0%} of MARS's steps "
         f"(`eval.baseline_budget`).", "",
         "## What differs from the paper, and why", "", DIFFERENCES,
+        "## Provenance", "", *_provenance_section(run, results, nb, cfg),
     ]
     if "05" in nb and nb["05"].get("conclusion"):
         lines += ["## Ablation: CMX vs truncation", "", nb["05"]["conclusion"], ""]

@@ -206,7 +206,7 @@ class CFGView:
 
     cfg_scale: float
     pitch: int                                # MIDI number asked for
-    family: str                               # NSynth family name asked for
+    family: str                               # family name asked for (NSynth's or a dataset's class)
     indices: list                             # K token maps (1, h_k, w_k)
     spectrogram: np.ndarray | None = None     # (F, T) normalised log-magnitude, frequency = row
     waveform: np.ndarray | None = None        # (N,) Griffin-Lim
@@ -227,12 +227,11 @@ class CFGExplorer(_Explorer):
                  griffin_lim_iters: int | None, estimate_pitch: bool):
         import ipywidgets as W
 
-        from .config import NSYNTH_FAMILIES
-
-        unknown = [f for f in families if f not in NSYNTH_FAMILIES]
-        if unknown:
-            raise ValueError(f"unknown families {unknown}; choose from {NSYNTH_FAMILIES}")
         self.model, self.tokenizer, self.cfg = model, tokenizer, tokenizer.cfg
+        self.families = tokenizer.cfg.data.family_vocabulary  # what the labels index (NSynth's by default)
+        unknown = [f for f in families if f not in self.families]
+        if unknown:
+            raise ValueError(f"unknown families {unknown}; choose from {self.families}")
         self.seed, self.temperature, self.top_k, self.top_p = seed, temperature, top_k, top_p
         self.griffin_lim_iters, self.estimate_pitch = griffin_lim_iters, estimate_pitch
         self.scale = W.FloatSlider(value=cfg_scale, min=0.0, max=max(max_cfg, cfg_scale), step=0.25,
@@ -264,7 +263,7 @@ class CFGExplorer(_Explorer):
         from .autoregressor.training import parse_family
         from .metrics import estimate_pitch
 
-        fam = parse_family(family)
+        fam = parse_family(family, self.families)
         indices = sample_tokens(self.model, self.tokenizer, torch.tensor([pitch]), torch.tensor([fam]),
                                 cfg_scale=cfg_scale, temperature=self.temperature, top_k=self.top_k,
                                 top_p=self.top_p, seed=self.seed)
@@ -310,7 +309,8 @@ def cfg_explorer(model, tokenizer, pitches, families, cfg_scale: float = 2.0, pi
 
     Args:
         model, tokenizer: a trained ``NextScaleTransformer`` and its ``Tokenizer``.
-        pitches: MIDI numbers offered in the pitch dropdown; families: NSynth family names.
+        pitches: MIDI numbers offered in the pitch dropdown; families: family names the model
+            knows (``tokenizer.cfg.data.family_vocabulary``: NSynth's, or an imported dataset's classes).
         cfg_scale, pitch, family: the starting settings (defaults: the first pitch/family).
         seed: sampling and Griffin-Lim seed, fixed so only the settings change the result.
         griffin_lim_iters: ``None`` = the tokenizer config's.

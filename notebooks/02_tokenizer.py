@@ -58,7 +58,7 @@ import torch.nn.functional as F
 from IPython.display import HTML, Audio, display
 
 from marslib import audio, cmx
-from marslib.config import NSYNTH_FAMILIES, get_config
+from marslib.config import get_config
 from marslib.data import ensure_dataset, load_features
 from marslib.metrics import log_spectral_distance, spectral_convergence
 from marslib.plotting import (FigureSaver, plot_codebook_usage, plot_scale_pyramid, plot_spectrogram,
@@ -70,6 +70,7 @@ from marslib.train import evaluate as mean_losses  # mean of each training loss 
 from marslib.widgets import scale_scrubber
 
 cfg, out = setup_run("02_tokenizer", profile, seed, device, data_dir, out_dir, overrides)
+FAMILIES = cfg.data.family_vocabulary  # the family names labels index: NSynth's, or your dataset's classes
 run = out.parent / "tokenizer"  # shared with `mars train tokenizer --out <out_dir>` and notebook 03
 a, tok = cfg.audio, cfg.tokenizer
 sr = a.sample_rate
@@ -429,7 +430,7 @@ save(fig, "usage_during_training")
 # %%
 n_show = min(3, n_valid)
 show = np.linspace(0, n_valid - 1, n_show).round().astype(int).tolist()
-names = [f"{NSYNTH_FAMILIES[int(labels_valid['family'][i])]}, MIDI {int(labels_valid['pitch'][i])}" for i in show]
+names = [f"{FAMILIES[int(labels_valid['family'][i])]}, MIDI {int(labels_valid['pitch'][i])}" for i in show]
 x_show = X_valid[show]                                                   # (n, C, F/r, T/r)
 spec_show = cmx.from_model_input(x_show, cfg.cmx, cfg.spec_shape)         # (n, 1, F, T)
 idx_show = [idx[show] for idx in idx_valid]

@@ -63,7 +63,7 @@ from marslib import audio, cmx
 from marslib.autoregressor import (NextScaleTransformer, RasterTransformer, block_causal_mask,
                                    sample_tokens, tokens_to_audio)
 from marslib.autoregressor.training import fit_ar, token_dataset
-from marslib.config import NSYNTH_FAMILIES, get_config
+from marslib.config import get_config
 from marslib.data import load_features
 from marslib.metrics import estimate_pitch, pitch_accuracy
 from marslib.plotting import FigureSaver, plot_ar_history, plot_attention_mask, plot_spectrogram
@@ -74,6 +74,7 @@ from marslib.train import evaluate as mean_losses  # mean of each training loss 
 from marslib.widgets import cfg_explorer
 
 cfg, out = setup_run("03_next_scale_autoregression", profile, seed, device, data_dir, out_dir, overrides)
+FAMILIES = cfg.data.family_vocabulary  # the family names labels index: NSynth's, or your dataset's classes
 run = out.parent  # the run folder: tokenizer/ (notebook 02) and ar/ (this notebook) live here
 dev = torch.device(cfg.device)
 sr = cfg.audio.sample_rate
@@ -231,7 +232,7 @@ with torch.no_grad():  # the same thing computed by hand: scales < k summed, the
         assert torch.allclose(grids[k - 1], by_hand, atol=1e-5), f"scale {k + 1} input differs"
 tokens_clip = torch.cat([i.flatten(1) for i in idx_clip], dim=1)     # (1, L) targets
 ce_clip = torch.nn.functional.cross_entropy(logits_tf[0], tokens_clip[0]).item()
-print(f"valid clip {clip}: {NSYNTH_FAMILIES[tf_family]}, MIDI {tf_pitch}")
+print(f"valid clip {clip}: {FAMILIES[tf_family]}, MIDI {tf_pitch}")
 print(f"teacher-forcing inputs (B, L - 1, D) = {tuple(x_in.shape)} -> logits (B, L, V) = {tuple(logits_tf.shape)}; "
       f"cross-entropy on this clip {ce_clip:.3f} nats (uniform guess: ln V = {math.log(V):.3f})")
 print(f"{'scale':>7}  {'(h, w)':8} {'input':38}    target")
@@ -267,7 +268,7 @@ for k, (hk, wk) in enumerate(scales):
 axes[0, 0].set_ylabel("latent bin")
 axes[1, 0].set_ylabel("latent bin")
 fig.colorbar(im_in, ax=axes[0, :], label="‖input vector‖ (D-dim)", shrink=0.9)
-fig.suptitle(f"teacher forcing for one valid clip ({NSYNTH_FAMILIES[tf_family]}, MIDI {tf_pitch})\n"
+fig.suptitle(f"teacher forcing for one valid clip ({FAMILIES[tf_family]}, MIDI {tf_pitch})\n"
              f"top: what scale k is given (norm of each D-dim input vector); bottom: the tokens it must "
              f"predict (frequency upward)")
 save(fig, "teacher_forcing")
@@ -327,8 +328,9 @@ print(inspect.getsource(sample_tokens))
 # %%
 train_pairs = sorted(set(zip(labels_train["family"].tolist(), labels_train["pitch"].tolist())))
 trained_families = sorted({f for f, _ in train_pairs})
-gen_family = "keyboard" if NSYNTH_FAMILIES.index("keyboard") in trained_families else NSYNTH_FAMILIES[trained_families[0]]
-gen_fam = NSYNTH_FAMILIES.index(gen_family)
+gen_family = ("keyboard" if "keyboard" in FAMILIES and FAMILIES.index("keyboard") in trained_families
+              else FAMILIES[trained_families[0]])
+gen_fam = FAMILIES.index(gen_family)
 family_pitches = sorted(p for f, p in train_pairs if f == gen_fam)
 gen_pitch = min(family_pitches, key=lambda p: abs(p - 60))  # middle C, or the nearest trained pitch
 ar = cfg.ar
@@ -531,7 +533,7 @@ save(fig, "pitch_accuracy")
 
 # %%
 explorer = cfg_explorer(model, tokenizer, pitches=sorted({p for _, p in train_pairs}),
-                        families=[NSYNTH_FAMILIES[f] for f in trained_families], cfg_scale=ar.cfg_scale,
+                        families=[FAMILIES[f] for f in trained_families], cfg_scale=ar.cfg_scale,
                         pitch=gen_pitch, family=gen_family, seed=seed, temperature=ar.temperature,
                         top_k=ar.top_k, top_p=ar.top_p)
 display(explorer.widget)
@@ -758,7 +760,7 @@ results = {
     "pitch_accuracy": {"accuracy": acc["accuracy"], "octave_errors": acc["octave_errors"],
                        "unvoiced": acc["unvoiced"], "median_abs_cents": finite_or_none(acc["median_abs_cents"]),
                        "n": n_pitch_eval, "target_course": 0.8,
-                       "conditions": [[p, NSYNTH_FAMILIES[f]] for f, p in conditions], "cents": acc["cents"]},
+                       "conditions": [[p, FAMILIES[f]] for f, p in conditions], "cents": acc["cents"]},
     "pitch_accuracy_data": {"accuracy": acc_data["accuracy"], "octave_errors": acc_data["octave_errors"],
                             "unvoiced": acc_data["unvoiced"],
                             "median_abs_cents": finite_or_none(acc_data["median_abs_cents"]), "n": n_pitch_eval},

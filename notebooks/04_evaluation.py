@@ -77,7 +77,6 @@ from sklearn.cluster import KMeans
 from marslib.ablation import baseline_config
 from marslib.audio import fit_length, load_audio, waveform_to_input
 from marslib.autoregressor.training import fit_ar, fit_raster
-from marslib.config import NSYNTH_FAMILIES
 from marslib.data import ensure_dataset, require_clips
 from marslib.data.dataset import split_examples
 from marslib.evaluate import (COLUMNS, MIN_TEST_CLIPS, SYSTEMS, ClipSet, Judge, available_systems, evaluate,
@@ -93,6 +92,7 @@ from marslib.tokenizer.training import fit_tokenizer
 from marslib.train import evaluate as mean_losses  # mean of each training loss term
 
 cfg, out = setup_run("04_evaluation", profile, seed, device, data_dir, out_dir, overrides)
+FAMILIES = cfg.data.family_vocabulary  # the family names labels index: NSynth's, or your dataset's classes
 run = out.parent  # the run folder: tokenizer/, ar/ (notebooks 02-03), raster*/, classifier/, evaluation/
 dev = torch.device(cfg.device)
 sr = cfg.audio.sample_rate
@@ -507,7 +507,7 @@ pitches_present = sorted(set(labels_test["pitch"].tolist()))
 print(f"held-out test split, {clf_acc['n']} clips:")
 print(f"  pitch:  {clf_acc['pitch_acc']:.1%} exact, {clf_acc['pitch_within_1']:.1%} within ±1 semitone "
       f"(chance {1 / len(pitches_present):.1%}: {len(pitches_present)} pitches present)")
-print(f"  family: {clf_acc['family_acc']:.1%} (chance {1 / len(NSYNTH_FAMILIES):.1%})")
+print(f"  family: {clf_acc['family_acc']:.1%} (chance {1 / len(FAMILIES):.1%})")
 # What training bought: the weights it started from (same seed, no step taken), on the same clips,
 # and the pitch cross-entropy on the valid split (nats; a uniform guess over 128 classes is ln 128).
 untrained_clf = initial_model(lambda: SpectrogramClassifier(cfg), cfg.seed).to(dev)
@@ -541,7 +541,7 @@ ax1.legend(fontsize=8, loc="upper left")
 save(fig, "classifier")
 
 fig, ax = plt.subplots(figsize=(6.4, 5.6), layout="constrained")
-plot_confusion_matrix(ax, clf_acc["confusion_family"], NSYNTH_FAMILIES, title="family head, held-out test split")
+plot_confusion_matrix(ax, clf_acc["confusion_family"], FAMILIES, title="family head, held-out test split")
 save(fig, "family_confusion")
 
 # %% [markdown]
@@ -584,7 +584,7 @@ crepe_midi, periodicity = crepe_pitch(test.waves[i_demo:i_demo + 1], sr, capacit
 demo_emb = crepe_embeddings(test.waves[:4], sr, capacity=cfg.eval.crepe_capacity,
                             n_frames=cfg.eval.crepe_frames, device=cfg.device)
 assert demo_emb.shape == (4, crepe_net.embed_dim)
-demo_name = f"{NSYNTH_FAMILIES[test.family[i_demo]]}, MIDI {test.pitch[i_demo]}"
+demo_name = f"{FAMILIES[test.family[i_demo]]}, MIDI {test.pitch[i_demo]}"
 print(f"test note {i_demo} ({demo_name}): CREPE says MIDI {crepe_midi[0]:.2f} "
       f"(periodicity {periodicity[0]:.2f}); embeddings of 4 clips: {demo_emb.shape}")
 display(Audio(test.waves[i_demo], rate=sr))
@@ -786,7 +786,7 @@ for row_axes, i in zip(axes, picks):
     gen_wave = mars_clips.waves[i]
     pairs.append((i, gen_wave, near, near_wave))
     kind = "closest" if i in order[:n_each] else "farthest"
-    for ax_, wave, title in ((row_axes[0], gen_wave, f"MARS: {NSYNTH_FAMILIES[mars_clips.family[i]]}, "
+    for ax_, wave, title in ((row_axes[0], gen_wave, f"MARS: {FAMILIES[mars_clips.family[i]]}, "
                               f"MIDI {mars_clips.pitch[i]} ({kind}: d_cos {nn_cos[i]:.3f})"),
                              (row_axes[1], near_wave, f"nearest training clip: {near.note_str}")):
         spec_ = waveform_to_input(torch.from_numpy(np.asarray(wave, dtype=np.float32)[None]), cfg.audio)[0, 0]
@@ -800,7 +800,7 @@ save(fig, "nearest_neighbours")
 # %%
 html = "<table><tr><th>generated (MARS)</th><th>nearest training clip</th><th>cosine distance</th></tr>"
 for i, gen_wave, near, near_wave in pairs:
-    html += (f"<tr><td>{NSYNTH_FAMILIES[mars_clips.family[i]]}, MIDI {mars_clips.pitch[i]}<br>"
+    html += (f"<tr><td>{FAMILIES[mars_clips.family[i]]}, MIDI {mars_clips.pitch[i]}<br>"
              f"{Audio(gen_wave, rate=sr)._repr_html_()}</td>"
              f"<td>{near.note_str}<br>{Audio(near_wave, rate=sr)._repr_html_()}</td><td>{nn_cos[i]:.4f}</td></tr>")
 display(HTML(html + "</table>"))
@@ -874,7 +874,7 @@ results_json = {
     "seed": seed,
     "run": run_record(cfg, overrides),  # the overrides, the config they gave, the clips per split
     "classifier": {**{key: clf_acc[key] for key in ("pitch_acc", "pitch_within_1", "family_acc", "n")},
-                   "chance_pitch": 1 / len(pitches_present), "chance_family": 1 / len(NSYNTH_FAMILIES),
+                   "chance_pitch": 1 / len(pitches_present), "chance_family": 1 / len(FAMILIES),
                    "valid_ce_pitch": valid_ce_pitch,
                    "untrained": {"pitch_acc": untrained_acc["pitch_acc"], "family_acc": untrained_acc["family_acc"],
                                  "valid_ce_pitch": untrained_ce["ce_pitch"]}},

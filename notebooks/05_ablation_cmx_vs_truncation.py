@@ -65,7 +65,6 @@ from marslib import ablation, audio, cmx
 from marslib.ablation import fit_truncation, step_costs, truncation_config
 from marslib.autoregressor import NextScaleTransformer
 from marslib.autoregressor.training import fit_ar, token_dataset
-from marslib.config import NSYNTH_FAMILIES
 from marslib.data import load_features
 from marslib.evaluate import COLUMNS, ClipSet, evaluate, fresh_rows, make_clips, test_clips
 from marslib.metrics import crepe_embeddings, fit_classifier, frechet_distance
@@ -77,6 +76,7 @@ from marslib.tokenizer.training import fit_tokenizer, load_tokenizer, reconstruc
 from marslib.train import evaluate as mean_losses  # mean of each training loss term
 
 cfg, out = setup_run("05_ablation_cmx_vs_truncation", profile, seed, device, data_dir, out_dir, overrides)
+FAMILIES = cfg.data.family_vocabulary  # the family names labels index: NSynth's, or your dataset's classes
 run = out.parent  # the run folder: tokenizer/, ar/ (MARS), classifier/, truncate/ (this notebook)
 a = cfg.audio
 sr, r = a.sample_rate, cfg.cmx.factor
@@ -189,7 +189,7 @@ del tok0, ar0, valid_tokens
 # %%
 test = test_clips(cfg)                                        # the evaluation's held-out reference
 spec_test = audio.waveform_to_input(torch.from_numpy(test.waves), a)   # (N, 1, F, T), normalised
-families = [NSYNTH_FAMILIES[f] for f in test.family]
+families = [FAMILIES[f] for f in test.family]
 prefer = [i for i, f in enumerate(families) if f == "keyboard"] or list(range(len(families)))
 note = min(prefer, key=lambda i: (abs(int(test.pitch[i]) - 64), i))   # a keyboard note near E4
 x = spec_test[note:note + 1]                                  # (1, 1, F, T)

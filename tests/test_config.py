@@ -2,7 +2,7 @@ import json
 
 import pytest
 
-from marslib.config import Config, ConfigError, get_config, parse_overrides
+from marslib.config import NSYNTH_FAMILIES, Config, ConfigError, family_vocabulary, get_config, parse_overrides
 from marslib.profiles import PROFILES
 
 
@@ -64,7 +64,9 @@ def test_nested_dict_override():
     ({"audio.n_fft": "big"}, "expects int"),
     ({"tokenizer.scales": [[1, 1], [4, 16], [2, 8]]}, "must increase"),
     ({"tokenizer.scales": [[1, 1], [2, 8]]}, "must equal the latent grid"),
-    ({"data.families": ["kazoo"]}, "unknown"),
+    ({"data.families": []}, "data.families is empty"),
+    ({"data.families": ["kick", ""]}, "must be names"),
+    ({"data.families": ["kick", "kick"]}, "lists a value twice"),
     ({"data.velocities": [33]}, "NSynth"),
     ({"device": "tpu"}, "device"),
 ])
@@ -84,3 +86,11 @@ def test_json_round_trip():
     cfg = get_config("course", {"seed": 7})
     again = Config.from_dict(json.loads(json.dumps(cfg.to_dict())))
     assert again == cfg
+
+
+def test_family_vocabulary_keeps_nsynth_indices_and_takes_any_class_names():
+    assert get_config("smoke").data.family_vocabulary == NSYNTH_FAMILIES            # the default
+    assert get_config("smoke", {"data.families": ["string", "keyboard"]}).data.family_vocabulary == NSYNTH_FAMILIES
+    kit = get_config("smoke", {"data.families": ["snare", "kick", "hi hat"]}).data
+    assert kit.family_vocabulary == ("snare", "kick", "hi hat")                      # labels index these
+    assert family_vocabulary(["string", "kick"]) == ("string", "kick")                # not all NSynth's

@@ -16,6 +16,7 @@ import pytest
 from marslib.checkpoint import has_checkpoint
 from marslib.config import get_config
 from marslib.notebooks import execute_notebook, notebook_sources, pair_in_sync
+from marslib.runtime import provenance_problems
 from marslib.widgets import stft_cmx_explorer
 
 SOURCES = notebook_sources()
@@ -296,12 +297,30 @@ def test_notebook_runs_in_smoke_profile(source, run_dir, repo_untouched):
     CHECKS[source.stem](results, out)
     if source.stem in LEARNING:
         check_learning(source.stem, results)
+    assert provenance_problems(results["run"]["provenance"]) == []
+    assert results["run"]["provenance"]["command"]["notebook"] == f"{source.stem}.ipynb"
+
+
+def test_every_result_file_of_the_run_records_provenance(run_dir):
+    """After the notebooks above (a ``mars reproduce`` run): results, checkpoints, evaluation."""
+    files = [*run_dir.glob("*/results.json"), *run_dir.glob("**/ckpt-*/meta.json"),
+             run_dir / "evaluation" / "metrics.json"]
+    if len(files) < 3:
+        pytest.skip("run the notebook tests first (they fill the run folder)")
+    for path in files:
+        r = json.loads(path.read_text())
+        prov = r["run"]["provenance"] if path.name == "results.json" else r["provenance"]
+        assert provenance_problems(prov) == [], path
+        for name, row in r.get("rows", {}).items() if path.name == "metrics.json" else ():
+            assert provenance_problems(row["provenance"]) == [], (path, name)
 
 
 def test_same_seed_same_numbers(tmp_path, repo_untouched):
     """Notebook 01 twice with one seed: identical results.json."""
     first, second = (execute_notebook(SOURCES[0], "smoke", tmp_path / d, data_dir=tmp_path / "data")
                      for d in ("a", "b"))
+    for r in (first, second):  # where it ran (out_dir) is provenance, not a number
+        r["run"]["provenance"]["command"]["parameters"].pop("out_dir")
     assert first == second
 
 

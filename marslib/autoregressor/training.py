@@ -22,7 +22,7 @@ from pathlib import Path
 import torch
 
 from ..checkpoint import CheckpointError, load_checkpoint, read_meta
-from ..config import NSYNTH_FAMILIES, Config
+from ..config import NSYNTH_FAMILIES, Config, check_families
 from ..data import ensure_dataset, feature_store
 from ..data.store import LABELS, MappedRows, RowStore, build_store
 from ..tokenizer import Tokenizer
@@ -110,7 +110,7 @@ def fit_ar(cfg: Config, run: str | Path, resume: bool = False, overwrite: bool =
     made_from = tokenizer_fingerprint(run / "tokenizer")
     train_data, valid_data = token_rows(tokenizer, cfg, "train"), token_rows(tokenizer, cfg, "valid")
     torch.manual_seed(cfg.seed)
-    model = NextScaleTransformer(cfg.ar, cfg.tokenizer)
+    model = NextScaleTransformer(cfg.ar, cfg.tokenizer, n_families(cfg))
     history = train(model, cfg, cfg.train_ar, train_data, run / "ar", "ar", valid_data=valid_data,
                     resume=resume, overwrite=overwrite, stop_after=stop_after, distributed=distributed,
                     progress=progress, made_from=made_from)
@@ -123,9 +123,12 @@ def load_ar(run: str | Path, cfg: Config | None = None, device: str = "cpu"
     run = Path(run)
     meta = read_meta(run / "ar")
     check_tokenizer(run / "ar", run / "tokenizer")
-    model_cfg = cfg or Config.from_dict(meta["config"])
+    trained = Config.from_dict(meta["config"])
+    if cfg is not None:
+        check_families(trained, cfg, run / "ar")
+    model_cfg = cfg or trained
     tokenizer = load_tokenizer(run / "tokenizer", model_cfg, device)
-    model = NextScaleTransformer(model_cfg.ar, model_cfg.tokenizer)
+    model = NextScaleTransformer(model_cfg.ar, model_cfg.tokenizer, n_families(trained))
     load_checkpoint(run / "ar", model, "ar", model_cfg)
     return model.to(device).eval(), tokenizer
 
@@ -151,7 +154,7 @@ def fit_raster(cfg: Config, run: str | Path, resume: bool = False, overwrite: bo
     made_from = tokenizer_fingerprint(run / "raster_tokenizer")
     train_data, valid_data = token_rows(tokenizer, rcfg, "train"), token_rows(tokenizer, rcfg, "valid")
     torch.manual_seed(cfg.seed)
-    model = RasterTransformer(rcfg.ar, rcfg.latent_shape, rcfg.tokenizer.codebook_size)
+    model = RasterTransformer(rcfg.ar, rcfg.latent_shape, rcfg.tokenizer.codebook_size, n_families(rcfg))
     history = train(model, rcfg, rcfg.train_ar, train_data, run / "raster", "raster", valid_data=valid_data,
                     resume=resume, overwrite=overwrite, progress=progress,
                     made_from=made_from)
@@ -164,17 +167,24 @@ def load_raster(run: str | Path, device: str = "cpu") -> tuple[RasterTransformer
     check_tokenizer(run / "raster", run / "raster_tokenizer")
     tokenizer = load_tokenizer(run / "raster_tokenizer", device=device)
     rcfg = tokenizer.cfg
-    model = RasterTransformer(rcfg.ar, rcfg.latent_shape, rcfg.tokenizer.codebook_size)
+    model = RasterTransformer(rcfg.ar, rcfg.latent_shape, rcfg.tokenizer.codebook_size,
+                              n_families(Config.from_dict(read_meta(run / "raster")["config"])))
     load_checkpoint(run / "raster", model, "raster", rcfg)
     return model.to(device).eval(), tokenizer
 
 
-def parse_family(name: str | int) -> int:
-    """NSynth family name (or index) -> index, with a clear error."""
+def n_families(cfg: Config) -> int:
+    """Family classes of a conditioned model: ``len(cfg.data.family_vocabulary)`` (11 for NSynth)."""
+    return len(cfg.data.family_vocabulary)
+
+
+def parse_family(name: str | int, families: tuple[str, ...] = NSYNTH_FAMILIES) -> int:
+    """Family name (or index) -> index into ``families`` (a model's ``cfg.data.family_vocabulary``;
+    NSynth's eleven by default), with a clear error."""
+    if isinstance(name, str) and name in families:
+        return families.index(name)
     if isinstance(name, int) or str(name).isdigit():
         index = int(name)
-        if 0 <= index < len(NSYNTH_FAMILIES):
+        if 0 <= index < len(families):
             return index
-    elif name in NSYNTH_FAMILIES:
-        return NSYNTH_FAMILIES.index(name)
-    raise ValueError(f"unknown instrument family {name!r}; choose one of {', '.join(NSYNTH_FAMILIES)}")
+    raise ValueError(f"unknown instrument family {name!r}; choose one of {', '.join(families)}")

@@ -48,6 +48,11 @@ def plan_notes(cfg: Config) -> list[Note]:
         raise ValueError(f"need 0 < data.note_seconds ({d.note_seconds}) <= data.render_seconds "
                          f"({d.render_seconds})")
     grid = range(d.pitch_min, d.pitch_max + 1, d.pitch_step)
+    foreign = [f for f in d.families if f not in FAMILY_INSTRUMENTS]
+    if foreign:
+        raise ValueError(f"data.families {foreign} are not NSynth families, which is all the synthetic "
+                         f"renderer plays; point data.root at a dataset that has them (your own sounds: "
+                         f"mars data import FOLDER --out ROOT)")
     notes, empty = [], []
     for fam in d.families:
         insts = FAMILY_INSTRUMENTS[fam]
@@ -72,19 +77,31 @@ def assign_splits(notes: list[Note], fractions: tuple[float, float, float],
     after the shuffle, of pitches and velocities).  Every split whose fraction is
     positive gets at least one note of a family with enough notes.
     """
-    rng = np.random.default_rng(seed)
-    out: dict[str, list[Note]] = {s: [] for s in SPLITS}
-    for fam in NSYNTH_FAMILIES:  # fixed order, so the rng stream is reproducible
-        fam_notes = [n for n in notes if n.instrument.family == fam]
-        if not fam_notes:
-            continue
-        order = rng.permutation(len(fam_notes))
-        counts = _split_counts(len(fam_notes), fractions)
-        start = 0
-        for split, count in zip(SPLITS, counts):
-            out[split] += [fam_notes[i] for i in order[start:start + count]]
-            start += count
+    # NSynth's family order is fixed, so the rng stream is reproducible.
+    out = split_by_class(notes, [n.instrument.family for n in notes], NSYNTH_FAMILIES, fractions, seed)
     return {s: sorted(v, key=lambda n: n.note_str) for s, v in out.items()}
+
+
+def split_by_class(items: list, classes: list[str], order: tuple[str, ...] | list[str],
+                   fractions: tuple[float, float, float], seed: int) -> dict[str, list]:
+    """Split ``items`` (``classes[i]`` is item i's class) into train/valid/test, per class.
+
+    Each class's items, in their given order, are shuffled with one rng seeded by
+    ``seed`` (classes visited in ``order``) and cut by ``fractions`` (at least one
+    valid and one test item of a class with 3 or more).  Deterministic.
+    """
+    rng = np.random.default_rng(seed)
+    out: dict[str, list] = {s: [] for s in SPLITS}
+    for cls in order:
+        members = [item for item, c in zip(items, classes) if c == cls]
+        if not members:
+            continue
+        perm = rng.permutation(len(members))
+        start = 0
+        for split, count in zip(SPLITS, _split_counts(len(members), fractions)):
+            out[split] += [members[i] for i in perm[start:start + count]]
+            start += count
+    return out
 
 
 def _split_counts(n: int, fractions: tuple[float, float, float]) -> list[int]:

@@ -28,7 +28,7 @@ from tqdm.auto import tqdm
 from ..audio import SILENCE_PEAK, validate_waveform, write_wav
 from ..config import Config
 from .instruments import soundfont_path
-from .nsynth import DatasetError, is_nsynth_root, split_dir
+from .nsynth import IMPORT_MANIFEST, DatasetError, is_nsynth_root, split_dir
 from .plan import assign_splits, examples_json, plan_notes
 
 PEAK = 0.9            # a velocity-127 note peaks here (about -0.9 dBFS): headroom, no clipping
@@ -139,14 +139,17 @@ def manifest_for(cfg: Config, seed: int) -> dict:
 
 
 def read_manifest(root: str | Path) -> dict | None:
-    """The manifest of a rendered dataset, or None (e.g. a real NSynth download)."""
-    path = Path(root) / MANIFEST
-    if not path.is_file():
-        return None
-    try:
-        return json.loads(path.read_text())
-    except json.JSONDecodeError as err:
-        raise DatasetError(f"{path} is not valid JSON ({err}); delete {Path(root)} and re-render") from err
+    """The manifest of a rendered dataset (``mini_nsynth.json``) or of an imported one
+    (``imported.json``, ``"format": "imported"``), or None (e.g. a real NSynth download).
+    Both record the clips' length as ``render_seconds``."""
+    for name, redo in ((MANIFEST, "re-render"), (IMPORT_MANIFEST, "re-import (mars data import)")):
+        path = Path(root) / name
+        if path.is_file():
+            try:
+                return json.loads(path.read_text())
+            except json.JSONDecodeError as err:
+                raise DatasetError(f"{path} is not valid JSON ({err}); delete {Path(root)} and {redo}") from err
+    return None
 
 
 def _differences(old: dict, new: dict) -> str:
@@ -267,6 +270,6 @@ def ensure_dataset(cfg: Config) -> Path:
             raise DatasetError(nsynth_missing(root))
         return render_dataset(cfg, root)
     old = read_manifest(root)
-    if old is None:
-        return root  # a real NSynth download (or another NSynth-format dataset)
+    if old is None or old.get("format") == "imported":
+        return root  # a real NSynth download, your own sounds (mars data import), another NSynth-format dataset
     return render_dataset(cfg, root, seed=old.get("seed", cfg.seed))

@@ -12,7 +12,8 @@ Which output of :meth:`SpectrogramClassifier.features` feeds which metric
 (computed in the evaluation pipeline with :mod:`marslib.metrics.distribution`)::
 
     pitch_probs      (B, 128) -> PIS  pitch Inception Score  = exp E_x KL(p(y|x) || p(y))
-    family_probs     (B, 11)  -> IIS  instrument Inception Score (same formula, family head)
+    family_probs     (B, K)   -> IIS  instrument Inception Score (same formula, family head;
+                                 K = len(cfg.data.family_vocabulary), NSynth's 11 by default)
     pitch_embedding  (B, E)   -> PKID pitch Kernel Inception Distance (real vs generated)
     family_embedding (B, E)   -> IKID instrument KID;  also NDB/k (k-means bins on real
                                  embeddings) and the "FD-classifier" Frechet distance
@@ -43,13 +44,13 @@ from torch import nn
 from ..audio import fit_length, waveform_to_input
 from ..checkpoint import load_checkpoint, read_meta
 from ..cmx import from_model_input
-from ..config import NSYNTH_FAMILIES, Config
+from ..config import NSYNTH_FAMILIES, Config, check_families
 from ..data import ensure_dataset, feature_store
 from ..data.store import MappedRows
 from ..train import train
 
 N_PITCHES = 128                    # MIDI numbers 0..127: fixed, whatever range the data covers
-N_FAMILIES = len(NSYNTH_FAMILIES)  # 11
+N_FAMILIES = len(NSYNTH_FAMILIES)  # 11, NSynth's; a classifier has len(cfg.data.family_vocabulary)
 KIND = "classifier"                # checkpoint kind
 # STFT fields that define the spectrogram the classifier reads (Griffin-Lim settings do not).
 _STFT_FIELDS = ("sample_rate", "n_fft", "hop_length", "n_frames", "window", "min_db", "max_db")
@@ -69,7 +70,8 @@ def _head(d_in: int, embed: int, n_classes: int) -> nn.Sequential:
 
 
 class SpectrogramClassifier(nn.Module):
-    """Pitch (128 MIDI classes) and family (11 classes) from a full spectrogram ``(B, 1, F, T)``.
+    """Pitch (128 MIDI classes) and family (``K = len(cfg.data.family_vocabulary)`` classes, NSynth's 11
+    by default) from a full spectrogram ``(B, 1, F, T)``.
 
     Four conv3x3-BN-GELU stages of widths ``c, 2c, 4c, 4c`` (``c =
     cfg.eval.classifier_channels``).  The first strides time by 4 only; the others
@@ -91,7 +93,7 @@ class SpectrogramClassifier(nn.Module):
         self.trunk_dim = 4 * c * (f // 8)
         self.dropout = nn.Dropout(0.1)  # the flattened trunk is wide; the dataset is small
         self.pitch_head = _head(self.trunk_dim, e, N_PITCHES)
-        self.family_head = _head(self.trunk_dim, e, N_FAMILIES)
+        self.family_head = _head(self.trunk_dim, e, len(cfg.data.family_vocabulary))
 
     def _check(self, x: torch.Tensor) -> None:
         f, t = self.cfg.spec_shape
@@ -107,7 +109,7 @@ class SpectrogramClassifier(nn.Module):
         return self.body(x_B1FT).mean(dim=-1).flatten(1)
 
     def forward(self, x_B1FT: torch.Tensor) -> dict[str, torch.Tensor]:
-        """``{"pitch_logits": (B, 128), "family_logits": (B, 11)}``."""
+        """``{"pitch_logits": (B, 128), "family_logits": (B, K)}``."""
         h = self.dropout(self.trunk(x_B1FT))
         return {"pitch_logits": self.pitch_head(h), "family_logits": self.family_head(h)}
 
@@ -116,7 +118,7 @@ class SpectrogramClassifier(nn.Module):
 
         Returns ``trunk (B, trunk_dim)``, ``pitch_embedding``/``family_embedding``
         ``(B, E)`` (penultimate activations of each head), ``pitch_probs (B, 128)``
-        and ``family_probs (B, 11)`` (softmax posteriors).
+        and ``family_probs (B, K)`` (softmax posteriors).
         """
         h = self.dropout(self.trunk(x_B1FT))
         out = {"trunk": h}
@@ -209,8 +211,10 @@ def load_classifier(run_dir: str | Path, cfg: Config | None = None, device: str 
 
     CMX / tokenizer settings may differ: one classifier judges every arm.
     """
-    meta = read_meta(run_dir)
-    model = SpectrogramClassifier(cfg or Config.from_dict(meta["config"]))
+    trained = Config.from_dict(read_meta(run_dir)["config"])
+    if cfg is not None:
+        check_families(trained, cfg, run_dir)
+    model = SpectrogramClassifier(cfg or trained)
     load_checkpoint(run_dir, model, KIND, cfg)
     return model.to(device).eval()
 
@@ -272,12 +276,13 @@ def classify_waveforms(model: SpectrogramClassifier, waves: torch.Tensor | np.nd
 def classifier_accuracy(model: SpectrogramClassifier, x_B1FT: torch.Tensor, labels: dict[str, torch.Tensor],
                         batch_size: int = 64) -> dict:
     """Held-out accuracy: ``pitch_acc``, ``pitch_within_1`` (+-1 semitone), ``family_acc``, ``n``
-    and ``confusion_family`` (11 x 11 counts, row = true family, column = predicted)."""
+    and ``confusion_family`` (K x K counts, row = true family, column = predicted)."""
     out = classify_spectrograms(model, x_B1FT, batch_size)
     pitch = np.asarray(labels["pitch"])
     family = np.asarray(labels["family"])
     p_hat, f_hat = out["pitch_probs"].argmax(1), out["family_probs"].argmax(1)
-    confusion = np.zeros((N_FAMILIES, N_FAMILIES), dtype=np.int64)
+    k = model.family_head[-1].out_features
+    confusion = np.zeros((k, k), dtype=np.int64)
     np.add.at(confusion, (family, f_hat), 1)
     return {"pitch_acc": float((p_hat == pitch).mean()),
             "pitch_within_1": float((np.abs(p_hat - pitch) <= 1).mean()),
