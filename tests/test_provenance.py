@@ -96,7 +96,8 @@ def evaluated_run(tmp_path_factory):
     """A tiny dataset, untrained checkpoints, an evaluation of the MARS row and its report."""
     tmp = tmp_path_factory.mktemp("prov")
     cfg = get_config("smoke", {"data.root": str(tmp / "data"), "data.cache_dir": str(tmp / "cache"),
-                               "data.families": ("keyboard", "string"), "data.pitch_step": 12})
+                               "data.families": ("keyboard", "string", "brass"), "data.pitch_step": 6,
+                               "data.split_fractions": (0.6, 0.2, 0.2)})  # >= 4 test notes to evaluate
     render_dataset(cfg)
     run = tmp / "run"
     torch.manual_seed(0)
