@@ -25,9 +25,10 @@ TRAIN = COMMON + ["--out", "--data-dir", "--resume", "--overwrite", "--distribut
 HELP = {  # every command (and command group), with options its usage must name
     (): ["profiles", "data", "train", "sample", "evaluate", "report", "reproduce"],
     ("profiles",): [],
-    ("data",): ["synth", "info"],
+    ("data",): ["synth", "info", "import"],
     ("data", "synth"): COMMON + ["--root", "--overwrite"],
     ("data", "info"): COMMON + ["--root"],
+    ("data", "import"): COMMON + ["--out", "--seconds", "--min-seconds", "--velocity", "--no-normalize", "--overwrite"],
     ("train",): ["tokenizer", "ar", "raster", "truncation", "classifier"],
     **{("train", model): TRAIN for model in ("tokenizer", "ar", "raster", "truncation", "classifier")},
     ("sample",): ["--checkpoint", "--pitch", "--family", "--n", "--out", "--cfg", "--temperature", "--top-k",
