@@ -78,6 +78,15 @@ def as_overrides(overrides: dict | str | None) -> dict:
     return dict(overrides)
 
 
+def _in_kernel() -> bool:
+    """True inside a Jupyter kernel (not merely a process that imported ipykernel, like pytest)."""
+    if "ipykernel" not in sys.modules:
+        return False
+    from IPython import get_ipython
+
+    return type(get_ipython()).__name__ == "ZMQInteractiveShell"
+
+
 def setup_run(name: str, profile: str, seed: int = 0, device: str = "cpu", data_dir: str = "",
               out_dir: str = "", overrides: dict | str | None = None) -> tuple[Config, Path]:
     """What the first cell of every notebook does with its papermill parameters.
@@ -98,7 +107,7 @@ def setup_run(name: str, profile: str, seed: int = 0, device: str = "cpu", data_
     if data_dir:
         over["data.root"] = data_dir
     cfg = get_config(profile, over)
-    if "ipykernel" in sys.modules:  # a notebook (papermill or by hand): its argv says nothing, record this
+    if _in_kernel():  # a notebook (papermill or by hand): its argv says nothing, record this
         _NOTEBOOK = {"notebook": f"{name}.ipynb", "parameters": {
             "profile": profile, "seed": seed, "device": device, "data_dir": data_dir, "out_dir": out_dir,
             "overrides": as_overrides(overrides)}}
