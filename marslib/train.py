@@ -159,20 +159,33 @@ class _DeferredInterrupt:
             signal.signal(signal.SIGINT, self._previous)
 
 
-def _resume_state(run_dir: Path, model: nn.Module, kind: str, cfg: Config, tcfg: TrainConfig,
-                  optimizer, scheduler, made_from: dict[str, str]) -> tuple[int, dict]:
-    """Load the run's newest checkpoint for resuming; refuse one made by another run.
+def check_start(run_dir: str | Path, kind: str, cfg: Config, tcfg: TrainConfig, resume: bool = False,
+                overwrite: bool = False, made_from: dict[str, str] | None = None) -> bool:
+    """May a ``kind`` training run start in ``run_dir``?  True: it resumes from the newest checkpoint.
 
-    Everything that decides what is learned must match (``TRAINING_CONFIG``: the
-    model, the data filters, the schedule, the seed, and the checkpoints the model
-    was made from); only ``steps`` may grow.
+    :func:`train` asks this, and so do the ``fit_*`` functions before loading any data,
+    so that a refusal comes at once.  A checkpoint is never replaced unless
+    ``overwrite``, and a resumed run must agree on everything that decides what is
+    learned (``TRAINING_CONFIG``: the model, the data filters, the schedule, the seed,
+    and the checkpoints the model was made from); only ``steps`` may grow.
+
+    Raises:
+        CheckpointError: naming what to do (``--resume``, ``--overwrite``) or each difference.
     """
+    run_dir = Path(run_dir)
+    if not has_checkpoint(run_dir):
+        return False
+    if not resume:
+        if not overwrite:
+            raise CheckpointError(f"{run_dir} already holds a trained {kind}; continue it with --resume "
+                                  f"or replace it with --overwrite")
+        return False
     saved = read_meta(run_dir)
     section = {"tokenizer": "train_tokenizer", "classifier": "train_classifier"}.get(kind, "train_ar")
     fields = TRAINING_CONFIG.get(kind, ("seed", "audio", "cmx", "tokenizer", section))
     diff = config_diff(Config.from_dict(saved["config"]), cfg, fields, ignore=(f"{section}.steps",))
     diff += [f"{name} checkpoint: {saved.get('made_from', {}).get(name)} -> {sha}"
-             for name, sha in made_from.items() if saved.get("made_from", {}).get(name) != sha]
+             for name, sha in (made_from or {}).items() if saved.get("made_from", {}).get(name) != sha]
     if diff:
         raise CheckpointError(f"{run_dir} holds a {kind} run with a different training setup "
                               f"({'; '.join(diff)}); resume with the same settings, or start again with "
@@ -180,8 +193,7 @@ def _resume_state(run_dir: Path, model: nn.Module, kind: str, cfg: Config, tcfg:
     if saved["step"] > tcfg.steps:
         raise CheckpointError(f"{run_dir} has already trained {saved['step']} steps, more than "
                               f"{section}.steps = {tcfg.steps}; ask for at least {saved['step']}")
-    meta = load_checkpoint(run_dir, model, kind, cfg, optimizer, scheduler)
-    return meta["step"], meta["extra"]["history"]
+    return True
 
 
 def train(model: nn.Module, cfg: Config, tcfg: TrainConfig, train_data: Batch, run_dir: str | Path,
@@ -222,14 +234,11 @@ def train(model: nn.Module, cfg: Config, tcfg: TrainConfig, train_data: Batch, r
         optimizer, lambda s: lr_factor(s, tcfg.warmup_steps, tcfg.steps))
     history: dict[str, list] = {"train": [], "valid": [], "schedule": []}
     start = 0
-    if has_checkpoint(run_dir) and not resume:
-        if not overwrite:
-            raise CheckpointError(f"{run_dir} already holds a trained {kind}; continue it with --resume "
-                                  f"or replace it with --overwrite")
-        if rank == 0:
-            clear_checkpoints(run_dir)
-    elif resume and has_checkpoint(run_dir):
-        start, history = _resume_state(run_dir, model, kind, cfg, tcfg, optimizer, scheduler, made_from)
+    if check_start(run_dir, kind, cfg, tcfg, resume, overwrite, made_from):
+        meta = load_checkpoint(run_dir, model, kind, cfg, optimizer, scheduler)
+        start, history = meta["step"], meta["extra"]["history"]
+    elif has_checkpoint(run_dir) and rank == 0:  # overwrite: the old run goes
+        clear_checkpoints(run_dir)
     if start == 0:  # a resumed run restored the RNG from the checkpoint instead
         torch.manual_seed(cfg.seed + rank)
     if not history["schedule"] or history["schedule"][-1]["steps"] != tcfg.steps:

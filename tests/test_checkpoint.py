@@ -157,3 +157,20 @@ def test_ctrl_c_mid_step_saves_that_whole_step_and_resume_is_exact(tmp_path):
     resumed, history = _train(cfg, tmp_path / "b", resume=True)
     assert history == full
     assert all(torch.equal(a, b) for a, b in zip(resumed.state_dict().values(), reference.state_dict().values()))
+
+
+def test_fit_refuses_before_loading_any_data(tmp_path, monkeypatch):
+    from marslib.tokenizer import training
+
+    cfg = get_config("smoke", OVERRIDES)
+    _train(cfg, tmp_path / "run", stop_after=3)
+
+    def no_data(*args, **kwargs):
+        raise AssertionError("data was loaded before the refusal")
+
+    monkeypatch.setattr(training, "ensure_dataset", lambda cfg: None)
+    monkeypatch.setattr(training, "feature_store", no_data)
+    with pytest.raises(CheckpointError, match="already holds a trained tokenizer"):
+        training.fit_tokenizer(cfg, tmp_path / "run")
+    with pytest.raises(CheckpointError, match="seed: 0 -> 1"):
+        training.fit_tokenizer(get_config("smoke", {**OVERRIDES, "seed": 1}), tmp_path / "run", resume=True)

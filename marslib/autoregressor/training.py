@@ -27,7 +27,7 @@ from ..data import ensure_dataset, feature_store
 from ..data.store import LABELS, MappedRows, RowStore, build_store
 from ..tokenizer import Tokenizer
 from ..tokenizer.training import fit_tokenizer, load_tokenizer
-from ..train import train
+from ..train import check_start, train
 from .model import NextScaleTransformer
 from .raster import RasterTransformer
 
@@ -108,6 +108,7 @@ def fit_ar(cfg: Config, run: str | Path, resume: bool = False, overwrite: bool =
     ensure_dataset(cfg)
     tokenizer = load_tokenizer(run / "tokenizer", cfg)
     made_from = tokenizer_fingerprint(run / "tokenizer")
+    check_start(run / "ar", "ar", cfg, cfg.train_ar, resume, overwrite, made_from)  # refuse before tokenizing
     train_data, valid_data = token_rows(tokenizer, cfg, "train"), token_rows(tokenizer, cfg, "valid")
     torch.manual_seed(cfg.seed)
     model = NextScaleTransformer(cfg.ar, cfg.tokenizer, n_families(cfg))
@@ -152,6 +153,7 @@ def fit_raster(cfg: Config, run: str | Path, resume: bool = False, overwrite: bo
     tokenizer, _ = fit_tokenizer(rcfg, run / "raster_tokenizer", resume=resume, overwrite=overwrite,
                                  progress=progress)
     made_from = tokenizer_fingerprint(run / "raster_tokenizer")
+    check_start(run / "raster", "raster", rcfg, rcfg.train_ar, resume, overwrite, made_from)
     train_data, valid_data = token_rows(tokenizer, rcfg, "train"), token_rows(tokenizer, rcfg, "valid")
     torch.manual_seed(cfg.seed)
     model = RasterTransformer(rcfg.ar, rcfg.latent_shape, rcfg.tokenizer.codebook_size, n_families(rcfg))

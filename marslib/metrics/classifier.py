@@ -47,7 +47,7 @@ from ..cmx import from_model_input
 from ..config import NSYNTH_FAMILIES, Config, check_families
 from ..data import ensure_dataset, feature_store
 from ..data.store import MappedRows
-from ..train import train
+from ..train import check_start, train
 
 N_PITCHES = 128                    # MIDI numbers 0..127: fixed, whatever range the data covers
 N_FAMILIES = len(NSYNTH_FAMILIES)  # 11, NSynth's; a classifier has len(cfg.data.family_vocabulary)
@@ -197,6 +197,7 @@ def fit_classifier(cfg: Config, run_dir: str | Path, resume: bool = False, overw
     Checkpoints go to ``run_dir``.  Returns ``(model in eval mode, history)``.
     """
     ensure_dataset(cfg)
+    check_start(run_dir, KIND, cfg, cfg.train_classifier, resume, overwrite)  # refuse before any work
     train_data, valid_data = classifier_rows(cfg, "train"), classifier_rows(cfg, "valid")
     torch.manual_seed(cfg.seed)  # the initial weights
     model = SpectrogramClassifier(cfg)

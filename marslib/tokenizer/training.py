@@ -12,7 +12,7 @@ from ..cmx import from_model_input, to_model_input
 from ..config import Config
 from ..data import ensure_dataset, feature_store
 from ..metrics import log_spectral_distance, spectral_convergence
-from ..train import train
+from ..train import check_start, train
 from .model import Tokenizer
 
 
@@ -25,6 +25,7 @@ def fit_tokenizer(cfg: Config, run_dir: str | Path, resume: bool = False, overwr
     ``overwrite``).  Returns ``(tokenizer, history)``.
     """
     ensure_dataset(cfg)
+    check_start(run_dir, "tokenizer", cfg, cfg.train_tokenizer, resume, overwrite)  # refuse before any work
     train_data, valid_data = feature_store(cfg, "train"), feature_store(cfg, "valid")
     torch.manual_seed(cfg.seed)  # the initial weights
     model = Tokenizer(cfg)
