@@ -163,3 +163,11 @@ def test_the_pipeline_trains_and_samples_on_imported_sounds(imported, capsys):
     other = get_config("smoke", {"data.families": ["tone", "hit"], "data.pitch_min": 0, "data.velocities": [100]})
     with pytest.raises(ConfigError, match=r"trained on families \('hit', 'tone'\)"):
         load_ar(run, other)
+
+
+def test_a_damaged_imported_dataset_is_repaired_by_importing_again(tmp_path):
+    from marslib.data.dataset import repair_hint
+
+    (tmp_path / "imported.json").write_text(json.dumps({"format": "imported", "render_seconds": 1.0}))
+    assert repair_hint(tmp_path) == (f"import it again over {tmp_path} (mars data import <your folder> "
+                                     f"--out {tmp_path} --overwrite)")

@@ -115,7 +115,10 @@ def dataset_seconds(root: str | Path) -> float:
 
 def repair_hint(root: str | Path) -> str:
     """How to replace a damaged file of the dataset at ``root``."""
-    if read_manifest(root) is not None:  # ours: a matching manifest is reused as is, so delete first
+    manifest = read_manifest(root)
+    if manifest is not None and manifest.get("format") == "imported":
+        return f"import it again over {root} (mars data import <your folder> --out {root} --overwrite)"
+    if manifest is not None:  # ours: a matching manifest is reused as is, so delete first
         return f"delete {root} and render it again (mars data synth)"
     return f"re-download or re-extract NSynth into {root}"
 
