@@ -39,7 +39,7 @@ from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
 from .config import Config
-from .runtime import provenance
+from .provenance import provenance
 
 PREFIX = "ckpt-"
 KEEP = 2  # the newest checkpoint and one fall-back

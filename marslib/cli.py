@@ -211,7 +211,7 @@ def cmd_sample(args: argparse.Namespace) -> None:
     from .autoregressor.training import load_ar, parse_family
     from .checkpoint import read_meta
     from .config import check_sampling
-    from .runtime import provenance
+    from .provenance import provenance
 
     if not 0 <= args.pitch <= 127:
         raise ValueError(f"--pitch must be a MIDI number in 0..127, got {args.pitch}")

@@ -26,7 +26,7 @@ baseline and the truncation arm of the ablation.
 Results merge into ``<run>/evaluation/metrics.json`` (notebooks 04 and 05 add
 rows) and ``table.md``; each row records the fingerprints of the checkpoints it
 came from, so a report can refuse stale numbers (:func:`check_fresh`), the
-:func:`marslib.runtime.provenance` of the command that scored it (commit, command,
+:func:`marslib.provenance.provenance` of the command that scored it (commit, command,
 versions, device; the file's top level holds the latest one and its config), and each
 generated row the sampling settings it was made with (``ar.cfg_scale``,
 ``temperature``, ``top_k``, ``top_p`` of the evaluating config, not of the
@@ -52,7 +52,8 @@ from .data import ensure_dataset, load_clips, report_filters, require_clips, spl
 from .metrics import (crepe_analyse, frechet_distance, inception_score, kernel_inception_distance,
                       log_spectral_distance, mae, mse, multi_resolution_stft_distance, ndb, nearest_neighbours,
                       pitch_accuracy, score_pitch, spectral_convergence)
-from .runtime import atomic_write, provenance
+from .provenance import provenance
+from .runtime import atomic_write
 
 # name -> (table label, checkpoint folders it needs, relative to the run)
 SYSTEMS: dict[str, tuple[str, tuple[str, ...]]] = {

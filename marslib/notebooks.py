@@ -73,7 +73,7 @@ def execute_notebook(source: Path, profile: str, out_dir: Path, data_dir: Path |
     """
     import papermill as pm
 
-    from .runtime import LAUNCHED_BY
+    from .provenance import LAUNCHED_BY
 
     out_dir = Path(out_dir).resolve()
     executed = out_dir / "notebooks" / paired_ipynb(source).name

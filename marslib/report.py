@@ -11,7 +11,7 @@ Everything in the report is read from a run folder, never typed in:
 
 Its "Provenance" section lists, for the evaluation, each of its rows, each notebook's
 results and the main checkpoints, the ``provenance`` they recorded
-(:func:`marslib.runtime.provenance`): git commit, dirty tree, command, device, versions.
+(:func:`marslib.provenance.provenance`): git commit, dirty tree, command, device, versions.
 
 Output: ``<out>/REPORT.md`` and ``<out>/figures/*.png``.
 """
@@ -25,7 +25,7 @@ from pathlib import Path
 from .checkpoint import has_checkpoint, read_meta
 from .config import Config
 from .evaluate import COLUMNS, check_fresh, results_table
-from .runtime import provenance
+from .provenance import provenance
 
 PAPER_CLAIMS = Path(__file__).with_name("paper_claims.json")
 PAPER_METRICS = {"NDB/k": "ndb_k", "PKID": "pkid", "IKID": "ikid", "PIS": "pis", "IIS": "iis",

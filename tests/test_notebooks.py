@@ -16,7 +16,7 @@ import pytest
 from marslib.checkpoint import has_checkpoint
 from marslib.config import get_config
 from marslib.notebooks import execute_notebook, notebook_sources, pair_in_sync
-from marslib.runtime import provenance_problems
+from marslib.provenance import provenance_problems
 from marslib.widgets import stft_cmx_explorer
 
 SOURCES = notebook_sources()

@@ -1,5 +1,5 @@
 """Every result file records where it came from: git commit and dirty flag, command, profile,
-seed, config, versions and device (``marslib.runtime.provenance``).
+seed, config, versions and device (``marslib.provenance``).
 
 A smoke run writes four kinds of result file; each is made here the way the run makes it,
 all under tmp_path: a notebook's ``results.json`` (notebook 01 under papermill), a
@@ -14,7 +14,7 @@ import sys
 import pytest
 import torch
 
-from marslib import runtime
+from marslib import provenance as provenance_mod
 from marslib.autoregressor import NextScaleTransformer
 from marslib.autoregressor.training import tokenizer_fingerprint
 from marslib.checkpoint import find_checkpoint, save_checkpoint
@@ -23,8 +23,8 @@ from marslib.data import render_dataset
 from marslib.evaluate import evaluate
 from marslib.metrics import SpectrogramClassifier
 from marslib.notebooks import execute_notebook, notebook_sources
+from marslib.provenance import REPO_ROOT, config_sha, provenance, provenance_problems
 from marslib.report import build_report
-from marslib.runtime import REPO_ROOT, config_sha, provenance, provenance_problems
 from marslib.tokenizer import Tokenizer
 
 
@@ -66,16 +66,16 @@ def test_provenance_fields_and_the_command(smoke_cfg):
 
 
 def test_not_a_git_checkout_is_null_not_an_error(tmp_path, monkeypatch):
-    monkeypatch.setattr(runtime, "REPO_ROOT", tmp_path)  # a copy of marslib outside any repository
-    runtime.git_state.cache_clear()
+    monkeypatch.setattr(provenance_mod, "REPO_ROOT", tmp_path)  # a copy of marslib outside any repository
+    provenance_mod.git_state.cache_clear()
     try:
         assert provenance(get_config("smoke"))["git"] == {"commit": None, "dirty": None, "changed": None}
         monkeypatch.setenv("PATH", str(tmp_path))          # no git at all
-        monkeypatch.setattr(runtime, "REPO_ROOT", REPO_ROOT)
-        runtime.git_state.cache_clear()
+        monkeypatch.setattr(provenance_mod, "REPO_ROOT", REPO_ROOT)
+        provenance_mod.git_state.cache_clear()
         assert provenance(get_config("smoke"))["git"]["commit"] is None
     finally:
-        runtime.git_state.cache_clear()
+        provenance_mod.git_state.cache_clear()
 
 
 def test_a_notebooks_results_record_the_notebook_and_its_parameters(tmp_path):
