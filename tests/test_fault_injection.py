@@ -78,8 +78,12 @@ def _train_under_fire(cmd: list[str], folder: Path, reference: dict, loop_second
         started = job.wait_started()
         if started and len(kills) < KILLS_PER_MODEL:
             # Soon after the loop starts, so each life makes a little progress and the kills
-            # land all along the run (each resumed life starts where the last one saved).
-            time.sleep(rng.uniform(0, 0.12 * loop_seconds))
+            # land all along the run (each resumed life starts where the last one saved).  The
+            # longest wait shares out what is left of the run among the kills still to come, so
+            # a machine that runs faster than it did for the reference still gets every kill in.
+            done = (kills[-1][1] or 0) if kills else 0
+            left = 1 - done / reference["schedule"][-1]["steps"]
+            time.sleep(rng.uniform(0, loop_seconds * left / (KILLS_PER_MODEL - len(kills) + 2)))
             sig = rng.choice([signal.SIGKILL, signal.SIGINT])
             job.proc.send_signal(sig)
         code = job.proc.wait(timeout=600)
