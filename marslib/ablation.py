@@ -61,7 +61,9 @@ def representation_config(cfg: Config, representation: str) -> Config:
     out.cmx = dataclasses.replace(out.cmx, mode="truncate" if representation == "truncate" else "cmx")
     if representation == "full":
         out.cmx.factor = 1
-        out.tokenizer = dataclasses.replace(out.tokenizer, downsample=cfg.tokenizer.downsample * cfg.cmx.factor)
+        tok, r = cfg.tokenizer, cfg.cmx.factor
+        out.tokenizer = dataclasses.replace(tok, downsample=tok.downsample * r,
+                                            time_downsample=tok.time_downsample * r)  # 0 stays "the same"
     validate(out)
     return out
 

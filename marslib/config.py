@@ -125,6 +125,8 @@ class TokenizerConfig:
 
     channels: int = 64              # width of the first conv stage
     downsample: int = 4             # spatial factor encoder input -> latent (power of 2)
+    time_downsample: int = 0        # time factor, if not downsample (0 = the same); larger spends the
+                                    # latent's cells on frequency detail, where timbre lives (ours)
     latent_dim: int = 16            # D, code vector size
     codebook_size: int = 512        # V, one codebook shared by all scales
     scales: tuple[tuple[int, int], ...] = (
@@ -137,6 +139,7 @@ class TokenizerConfig:
     l1_weight: float = 1.0          # loss terms, each switchable by a zero weight (ours):
     l2_weight: float = 1.0          #   L1 / L2 on normalised log-magnitude
     spectral_weight: float = 0.5    #   multi-resolution spectral term
+    detail_weight: float = 0.0      #   L1 on frequency/time differences: sharp partials (losses.detail_loss)
     vq_weight: float = 1.0          #   commitment + codebook terms
     gan_weight: float = 0.0         #   hinge patch-GAN; 0 = off (off in smoke/course)
 
@@ -224,7 +227,8 @@ class Config:
     def latent_shape(self) -> tuple[int, int]:
         """(h, w) of the tokenizer latent, which is also the finest scale."""
         _, f, t = self.input_shape
-        return f // self.tokenizer.downsample, t // self.tokenizer.downsample
+        tok = self.tokenizer
+        return f // tok.downsample, t // (tok.time_downsample or tok.downsample)
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -328,11 +332,13 @@ def validate(cfg: Config) -> None:
             raise ConfigError(f"CMX cannot fold {axis} = {size} by r = {c.factor}: "
                               f"pad it by {pad} to {size + pad}, or pick another cmx.factor")
     _, fr, tr = cfg.input_shape
-    ds = tok.downsample
-    if ds < 1 or ds & (ds - 1):
-        raise ConfigError(f"tokenizer.downsample must be a power of two, got {ds}")
-    if fr % ds or tr % ds:
-        raise ConfigError(f"input grid {fr} x {tr} is not divisible by tokenizer.downsample = {ds}")
+    ds, ds_t = tok.downsample, tok.time_downsample or tok.downsample
+    for name, factor in (("downsample", ds), ("time_downsample", ds_t)):
+        if factor < 1 or factor & (factor - 1):
+            raise ConfigError(f"tokenizer.{name} must be a power of two, got {factor}")
+    if fr % ds or tr % ds_t:
+        raise ConfigError(f"input grid {fr} x {tr} is not divisible by tokenizer.downsample = {ds} "
+                          f"(frequency) and {ds_t} (time)")
     validate_scales(tok.scales, cfg.latent_shape)
     if tok.lookup not in ("l2", "cosine"):
         raise ConfigError(f"tokenizer.lookup must be 'l2' or 'cosine', got {tok.lookup!r}")

@@ -41,15 +41,29 @@ def stage_widths(channels: int, downsample: int) -> list[int]:
     return [min(channels * 2 ** i, 4 * channels) for i in range(n_down + 1)]
 
 
-class Encoder(nn.Module):
-    """``(B, C, H, W) -> (B, D, H/ds, W/ds)``."""
+def stage_strides(downsample: int, time_downsample: int) -> list[tuple[int, int]]:
+    """(frequency, time) stride of each stage: both axes halve until one is done, then the other alone.
 
-    def __init__(self, in_channels: int, channels: int, downsample: int, latent_dim: int):
+    A spectrogram is not an image: timbre lives in sharp frequency detail, while most notes
+    change slowly in time.  ``time_downsample > downsample`` spends the same number of
+    latent cells on a finer frequency grid (ours).
+    """
+    n_f, n_t = downsample.bit_length() - 1, time_downsample.bit_length() - 1
+    return [(2 if i < n_f else 1, 2 if i < n_t else 1) for i in range(max(n_f, n_t))]
+
+
+class Encoder(nn.Module):
+    """``(B, C, H, W) -> (B, D, H/ds, W/ds_t)`` (``ds_t = time_downsample``, default ``ds``)."""
+
+    def __init__(self, in_channels: int, channels: int, downsample: int, latent_dim: int,
+                 time_downsample: int = 0):
         super().__init__()
-        widths = stage_widths(channels, downsample)
+        strides = stage_strides(downsample, time_downsample or downsample)
+        widths = stage_widths(channels, 2 ** len(strides))
         layers: list[nn.Module] = [nn.Conv2d(in_channels, widths[0], 3, padding=1)]
-        for w_in, w_out in zip(widths, widths[1:]):
-            layers += [nn.Conv2d(w_in, w_out, 4, stride=2, padding=1), ResBlock(w_out, w_out)]
+        for w_in, w_out, (sf, st) in zip(widths, widths[1:], strides):
+            kernel = tuple(4 if s == 2 else 3 for s in (sf, st))  # with padding 1: halves / keeps an axis
+            layers += [nn.Conv2d(w_in, w_out, kernel, stride=(sf, st), padding=1), ResBlock(w_out, w_out)]
         layers += [_norm(widths[-1]), nn.SiLU(), nn.Conv2d(widths[-1], latent_dim, 3, padding=1)]
         self.net = nn.Sequential(*layers)
 
@@ -58,14 +72,16 @@ class Encoder(nn.Module):
 
 
 class Decoder(nn.Module):
-    """``(B, D, h, w) -> (B, C, h*ds, w*ds)``, the mirror of :class:`Encoder`."""
+    """``(B, D, h, w) -> (B, C, h*ds, w*ds_t)``, the mirror of :class:`Encoder`."""
 
-    def __init__(self, out_channels: int, channels: int, downsample: int, latent_dim: int):
+    def __init__(self, out_channels: int, channels: int, downsample: int, latent_dim: int,
+                 time_downsample: int = 0):
         super().__init__()
-        widths = stage_widths(channels, downsample)[::-1]
+        strides = stage_strides(downsample, time_downsample or downsample)[::-1]
+        widths = stage_widths(channels, 2 ** len(strides))[::-1]
         layers: list[nn.Module] = [nn.Conv2d(latent_dim, widths[0], 3, padding=1), ResBlock(widths[0], widths[0])]
-        for i, (w_in, w_out) in enumerate(zip(widths, widths[1:])):
-            layers += [nn.Upsample(scale_factor=2, mode="nearest"), nn.Conv2d(w_in, w_out, 3, padding=1)]
+        for i, (w_in, w_out, sft) in enumerate(zip(widths, widths[1:], strides)):
+            layers += [nn.Upsample(scale_factor=sft, mode="nearest"), nn.Conv2d(w_in, w_out, 3, padding=1)]
             if i < len(widths) - 2:  # no residual block at the input resolution (see module doc)
                 layers.append(ResBlock(w_out, w_out))
         layers += [_norm(widths[-1]), nn.SiLU(), nn.Conv2d(widths[-1], out_channels, 3, padding=1)]

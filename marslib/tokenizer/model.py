@@ -27,12 +27,12 @@ class Tokenizer(nn.Module):
         self.cfg = cfg
         self.input_shape = cfg.input_shape  # (C, F/r, T/r)
         c = self.input_shape[0]
-        self.encoder = Encoder(c, tok.channels, tok.downsample, tok.latent_dim)
+        self.encoder = Encoder(c, tok.channels, tok.downsample, tok.latent_dim, tok.time_downsample)
         self.quant_conv = nn.Conv2d(tok.latent_dim, tok.latent_dim, 3, padding=1)
         self.quantizer = MultiScaleQuantizer(tok.codebook_size, tok.latent_dim, tok.scales, tok.beta,
                                              tok.phi_ratio, tok.n_phi, tok.lookup, tok.restart_every)
         self.post_quant_conv = nn.Conv2d(tok.latent_dim, tok.latent_dim, 3, padding=1)
-        self.decoder = Decoder(c, tok.channels, tok.downsample, tok.latent_dim)
+        self.decoder = Decoder(c, tok.channels, tok.downsample, tok.latent_dim, tok.time_downsample)
         self.discriminator = PatchDiscriminator(c) if tok.gan_weight > 0 else None
 
     def check_input(self, x: torch.Tensor) -> None:
@@ -84,7 +84,8 @@ class Tokenizer(nn.Module):
         terms = reconstruction_losses(x_hat, x, self.cfg)
         terms["vq"] = vq_loss
         loss = (tok.l1_weight * terms["l1"] + tok.l2_weight * terms["l2"]
-                + tok.spectral_weight * terms["spectral"] + tok.vq_weight * vq_loss)
+                + tok.spectral_weight * terms["spectral"] + tok.detail_weight * terms["detail"]
+                + tok.vq_weight * vq_loss)
         if self.discriminator is not None:
             terms["gan_g"], terms["gan_d"] = hinge_gan_losses(self.discriminator, x, x_hat)
             loss = loss + tok.gan_weight * terms["gan_g"] + terms["gan_d"]
