@@ -260,12 +260,14 @@ def headline_intervals(family_hit: np.ndarray, pitch_hit: np.ndarray, real_emb: 
 
     Accuracies: the per-clip hits resampled (``N_RESAMPLES``).  FD CREPE: the generated
     embeddings ``fake_emb`` resampled against the fixed ``real_emb`` (``N_RESAMPLES_FD``),
-    recentred on the set's ``fd`` (:func:`~marslib.metrics.bootstrap_interval`).
+    recentred on the set's ``fd`` (:func:`~marslib.metrics.bootstrap_interval`) and cut at 0,
+    where FD ends (recentring a skewed spread, e.g. the floor's, can reach below it).
     """
+    fd_lo, fd_hi = bootstrap_interval(lambda i: frechet_distance(real_emb, fake_emb[i]), len(fake_emb),
+                                      N_RESAMPLES_FD, seed, recentre_on=fd)
     return {"classifier_family_acc": bootstrap_mean_interval(family_hit, N_RESAMPLES, seed),
             "pitch_acc_crepe": bootstrap_mean_interval(pitch_hit, N_RESAMPLES, seed),
-            "fd_crepe": bootstrap_interval(lambda i: frechet_distance(real_emb, fake_emb[i]), len(fake_emb),
-                                           N_RESAMPLES_FD, seed, recentre_on=fd)}
+            "fd_crepe": [max(fd_lo, 0.0), max(fd_hi, 0.0)]}
 
 
 def per_family(family: np.ndarray, family_hit: np.ndarray, pitch_hit: np.ndarray,
