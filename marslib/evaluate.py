@@ -18,6 +18,13 @@ sound:
 * **memorisation**: cosine distance from each clip to its nearest training clip
   (classifier trunk), as the paper's demo page shows nearest training sounds.
 
+The headline metrics (:data:`HEADLINE`: the classifier's family accuracy, CREPE pitch
+accuracy, FD CREPE) come with 95 % bootstrap intervals over clips
+(:mod:`marslib.metrics.intervals`): a change between two runs is called real only when
+the intervals do not overlap (:func:`~marslib.metrics.intervals_separate`).  Each row also
+breaks the clips down by requested family (``per_family``) and gives the classifier's
+family confusion matrix (``confusion``): which timbre MARS renders recognisably.
+
 Rows, and what each tells (see :data:`SYSTEMS`): a *floor* (real notes of the same
 conditions drawn from the train split), two *ceilings* (what Griffin-Lim's lost
 phase costs; what the tokenizer's reconstruction costs), MARS itself, the raster
@@ -49,9 +56,10 @@ from .checkpoint import CheckpointError, has_checkpoint, read_meta
 from .cmx import to_model_input
 from .config import Config, check_families
 from .data import ensure_dataset, load_clips, report_filters, require_clips, split_examples
-from .metrics import (crepe_analyse, frechet_distance, inception_score, kernel_inception_distance,
-                      log_spectral_distance, mae, mse, multi_resolution_stft_distance, ndb, nearest_neighbours,
-                      pitch_accuracy, score_pitch, spectral_convergence)
+from .metrics import (bootstrap_interval, bootstrap_mean_interval, crepe_analyse, frechet_distance, inception_score,
+                      kernel_inception_distance, log_spectral_distance, mae, mse, multi_resolution_stft_distance, ndb,
+                      nearest_neighbours, pitch_accuracy, score_pitch, spectral_convergence)
+from .metrics.intervals import LEVEL, N_RESAMPLES, N_RESAMPLES_FD
 from .provenance import provenance
 from .runtime import atomic_write
 
@@ -228,6 +236,66 @@ def available_systems(run: str | Path) -> list[str]:
             if all(has_checkpoint(run / f) for f in folders)]
 
 
+# --- intervals and families ----------------------------------------------------------------
+
+HEADLINE = ("classifier_family_acc", "pitch_acc_crepe", "fd_crepe")  # the metrics with intervals
+INTERVALS = {"level": LEVEL, "resamples": N_RESAMPLES, "resamples_fd": N_RESAMPLES_FD,
+             "method": "percentile bootstrap over clips (FD: generated clips resampled against the fixed "
+                       "real set, recentred on the point value); a change is real only when intervals separate"}
+
+
+def pitch_hits(midi: np.ndarray, target: np.ndarray, tolerance: float = 1.0) -> np.ndarray:
+    """Per clip: is the estimated pitch within ``tolerance`` semitones of the request (unvoiced, NaN: no)?
+
+    The clips :func:`~marslib.metrics.score_pitch` counts as correct: its ``accuracy`` is their mean.
+    """
+    cents = 100 * (np.asarray(midi, dtype=float) - np.asarray(target, dtype=float))
+    with np.errstate(invalid="ignore"):
+        return np.isfinite(cents) & (np.abs(cents) <= 100 * tolerance)
+
+
+def headline_intervals(family_hit: np.ndarray, pitch_hit: np.ndarray, real_emb: np.ndarray, fake_emb: np.ndarray,
+                       fd: float, seed: int) -> dict[str, list[float]]:
+    """95 % bootstrap intervals ``[lo, hi]`` of the :data:`HEADLINE` metrics of one clip set.
+
+    Accuracies: the per-clip hits resampled (``N_RESAMPLES``).  FD CREPE: the generated
+    embeddings ``fake_emb`` resampled against the fixed ``real_emb`` (``N_RESAMPLES_FD``),
+    recentred on the set's ``fd`` (:func:`~marslib.metrics.bootstrap_interval`) and cut at 0,
+    where FD ends (recentring a skewed spread, e.g. the floor's, can reach below it).
+    """
+    fd_lo, fd_hi = bootstrap_interval(lambda i: frechet_distance(real_emb, fake_emb[i]), len(fake_emb),
+                                      N_RESAMPLES_FD, seed, recentre_on=fd)
+    return {"classifier_family_acc": bootstrap_mean_interval(family_hit, N_RESAMPLES, seed),
+            "pitch_acc_crepe": bootstrap_mean_interval(pitch_hit, N_RESAMPLES, seed),
+            "fd_crepe": [max(fd_lo, 0.0), max(fd_hi, 0.0)]}
+
+
+def per_family(family: np.ndarray, family_hit: np.ndarray, pitch_hit: np.ndarray,
+               vocabulary: tuple[str, ...]) -> dict[str, dict]:
+    """Per requested family (those present, in vocabulary order): clips ``n``, the classifier's
+    ``family_acc`` and CREPE's ``pitch_acc_crepe`` on them."""
+    out = {}
+    for k in np.unique(family):
+        chosen = family == k
+        out[vocabulary[k]] = {"n": int(chosen.sum()), "family_acc": float(family_hit[chosen].mean()),
+                              "pitch_acc_crepe": float(pitch_hit[chosen].mean())}
+    return out
+
+
+def family_confusion(requested: np.ndarray, predicted: np.ndarray, vocabulary: tuple[str, ...]) -> dict:
+    """The family confusion matrix of a clip set: ``{"labels": [...], "matrix": [[...]]}``.
+
+    Row = requested family, column = the classifier's prediction, counts of clips.  Labels:
+    the requested families, and any other family the classifier named (its row is empty),
+    in vocabulary order, so that every row sums to its family's clips and the diagonal over
+    the row sum is that family's accuracy.
+    """
+    present = np.union1d(requested, predicted)
+    matrix = np.zeros((len(present), len(present)), dtype=np.int64)
+    np.add.at(matrix, (np.searchsorted(present, requested), np.searchsorted(present, predicted)), 1)
+    return {"labels": [vocabulary[k] for k in present], "matrix": matrix.tolist()}
+
+
 # --- the judge ---------------------------------------------------------------------------
 
 def judge_signature(cfg: Config, classifier_sha: str | None, n_test: int) -> dict:
@@ -282,11 +350,18 @@ class Judge:
                                        n_frames=e.crepe_frames, device=self.cfg.device)}
 
     def score(self, clips: ClipSet) -> dict:
-        """Every metric of one clip set (see the module docstring)."""
+        """Every metric of one clip set (see the module docstring).
+
+        Returns ``metrics`` (name -> value), ``intervals`` (:data:`HEADLINE` metric -> 95 %
+        ``[lo, hi]``), ``per_family``, ``confusion`` and each clip's nearest training clip.
+        """
         e, a, seed = self.cfg.eval, self.cfg.audio, self.cfg.seed
         ref, f = self.reference, self.features(clips)
         pair = np.arange(len(clips.waves)) % len(self.test.waves)  # clip i was made for test clip i mod N
         rc, fc = ref["classifier"], f["classifier"]
+        family_pred = fc["family_probs"].argmax(1)
+        family_hit = family_pred == clips.family                  # per clip: the requested family recognised?
+        pitch_hit = pitch_hits(f["crepe"]["midi"], clips.pitch)  # per clip: CREPE hears the requested pitch?
         kid = lambda x, y: kernel_inception_distance(x, y, e.kid_subset, e.kid_subsets, seed)["mean"]  # noqa: E731
         m = {
             "mse": float(mse(ref["spec"][pair], f["spec"]).mean()),
@@ -306,14 +381,20 @@ class Judge:
             "pitch_acc_pyin": pitch_accuracy(clips.waves, a.sample_rate, clips.pitch)["accuracy"],
             "pitch_acc_crepe": score_pitch(f["crepe"]["midi"], clips.pitch)["accuracy"],
             "classifier_pitch_acc": float((fc["pitch_probs"].argmax(1) == clips.pitch).mean()),
-            "classifier_family_acc": float((fc["family_probs"].argmax(1) == clips.family).mean()),
+            "classifier_family_acc": float(family_hit.mean()),
         }
         # The floor row's clips *are* training clips (distance 0): for it, report the held-out
         # clips' distance instead, what a generator that does not memorise should match.
         query = rc["trunk"] if clips.name == "real_train" else fc["trunk"]
         nn_index, nn_dist = nearest_neighbours(query, self.train_trunk, k=1)
         m["nn_cosine_median"] = float(np.median(nn_dist[:, 0]))
-        return {"metrics": m, "nearest_train": [self.train_names[i] for i in nn_index[:, 0]],
+        vocabulary = self.cfg.data.family_vocabulary
+        return {"metrics": m,
+                "intervals": headline_intervals(family_hit, pitch_hit, ref["crepe"]["embedding"],
+                                                f["crepe"]["embedding"], m["fd_crepe"], seed),
+                "per_family": per_family(clips.family, family_hit, pitch_hit, vocabulary),
+                "confusion": family_confusion(clips.family, family_pred, vocabulary),
+                "nearest_train": [self.train_names[i] for i in nn_index[:, 0]],
                 "nearest_cosine": [round(float(d), 5) for d in nn_dist[:, 0]]}
 
 
@@ -353,6 +434,7 @@ def evaluate(cfg: Config, run: str | Path, systems: list[str] | None = None, pro
     results["embeddings"] = {"crepe": CREPE_NAME.format(capacity=e.crepe_capacity, frames=e.crepe_frames),
                              "classifier": CLASSIFIER_NAME,
                              "fad_note": "VGGish (the usual FAD network) cannot be downloaded offline"}
+    results["intervals"] = INTERVALS
     for name in tqdm(systems, desc="evaluate", disable=not progress):
         t0 = time.perf_counter()
         clips = make_clips(name, cfg, run, test)
@@ -419,18 +501,44 @@ TABLES = {
 }
 
 
+def _bound(value: float, percent: bool) -> str:
+    """An interval end, compact: percentage points for accuracies, 3 significant digits otherwise."""
+    if percent:
+        return f"{100 * value:.0f}"
+    return f"{value:.0f}" if abs(value) >= 100 else f"{value:.1f}" if abs(value) >= 10 else f"{value:.2f}"
+
+
+def metric_cell(row: dict, key: str) -> str:
+    """One row's value of ``key`` in its column's format, with its 95 % interval if it has one:
+    ``19.6% [13–26]``, ``4.21 [3.80–4.65]``."""
+    fmt = COLUMNS[key][1]
+    text = fmt.format(row["metrics"][key])
+    interval = row.get("intervals", {}).get(key)
+    if interval:
+        percent = fmt.endswith("%}")
+        text += f" [{_bound(interval[0], percent)}–{_bound(interval[1], percent)}]"
+    return text
+
+
 def results_table(results: dict, level: str = "###") -> str:
-    """The results as three markdown tables (distribution, spectral, conditioning)."""
+    """The results as three markdown tables (distribution, spectral, conditioning).
+
+    The :data:`HEADLINE` metrics show their 95 % interval in brackets (``19.6% [13–26]``:
+    13 % to 26 %) where the row has one.
+    """
     out = []
     for title, keys in TABLES.items():
         out += [f"{level} {title}", "", "| system | n | " + " | ".join(COLUMNS[k][0] for k in keys) + " |",
                 "|---|---:|" + "---:|" * len(keys)]
         for row in results["rows"].values():
-            cells = [COLUMNS[k][1].format(row["metrics"][k]) for k in keys]
+            cells = [metric_cell(row, k) for k in keys]
             out.append(f"| {row['label']} | {row['n']} | " + " | ".join(cells) + " |")
         out.append("")
     emb = results["embeddings"]
     out.append(f"Embeddings: CREPE = {emb['crepe']}; clf = {emb['classifier']}. {emb['fad_note']}.")
+    if any("intervals" in row for row in results["rows"].values()):
+        out.append("[lo–hi]: 95 % bootstrap interval over clips; a difference between two rows or runs is real "
+                   "only when their intervals do not overlap.")
     settings = {json.dumps(row["sampling"]) for row in results["rows"].values() if "sampling" in row}
     for text in sorted(settings):
         out.append("Generated rows sample with " + ", ".join(f"{k} {v:g}" for k, v in json.loads(text).items())

@@ -9,6 +9,10 @@ Everything in the report is read from a run folder, never typed in:
 * ``marslib/paper_claims.json``: the paper's numbers where we know them, ``null``
   where we do not (most of them: only the abstract and introduction were available).
 
+The headlines give each headline metric as ``value [lo, hi]``, its 95 % bootstrap
+interval over clips, and call a difference between two rows real only when their
+intervals do not overlap (:func:`marslib.metrics.intervals_separate`).
+
 Its "Provenance" section lists, for the evaluation, each of its rows, each notebook's
 results and the main checkpoints, the ``provenance`` they recorded
 (:func:`marslib.provenance.provenance`): git commit, dirty tree, command, device, versions.
@@ -24,7 +28,8 @@ from pathlib import Path
 
 from .checkpoint import has_checkpoint, read_meta
 from .config import Config
-from .evaluate import COLUMNS, check_fresh, results_table
+from .evaluate import COLUMNS, HEADLINE, check_fresh, results_table
+from .metrics import intervals_separate
 from .provenance import provenance
 
 PAPER_CLAIMS = Path(__file__).with_name("paper_claims.json")
@@ -38,6 +43,8 @@ NOTEBOOK_FIGURES = (
     ("04_evaluation", "nearest_neighbours.png",
      "Generated notes beside their nearest training notes: the memorisation check (notebook 04)."),
     ("04_evaluation", "family_confusion.png", "The judge: our classifier's family confusion matrix (notebook 04)."),
+    ("04_evaluation", "mars_family_confusion.png",
+     "Which instrument? The judge's family confusion matrix for MARS's notes (notebook 04)."),
     ("05_ablation_cmx_vs_truncation", "step_costs.png",
      "Cost of a tokenizer training step: full spectrogram vs CMX vs truncation (notebook 05)."),
     ("05_ablation_cmx_vs_truncation", "comparison.png", "CMX vs truncation, same judge (notebook 05)."),
@@ -97,27 +104,62 @@ def _wins(a: dict, b: dict) -> list[str]:
             if header[-1] == "↓" and a[key] < b[key] or header[-1] == "↑" and a[key] > b[key]]
 
 
+def with_interval(row: dict, key: str, spec: str) -> str:
+    """``value [lo, hi]`` of a headline metric of a row, each in ``spec`` (the value alone for a
+    row scored before intervals were recorded)."""
+    text, interval = spec.format(row["metrics"][key]), row.get("intervals", {}).get(key)
+    return f"{text} [{spec.format(interval[0])}, {spec.format(interval[1])}]" if interval else text
+
+
+def real_differences(a: dict, b: dict, name_a: str = "MARS", name_b: str = "it") -> str:
+    """The :data:`~marslib.evaluate.HEADLINE` metrics on which rows ``a`` and ``b`` differ for real
+    (their 95 % intervals do not overlap) and those within noise, as a sentence ("" without intervals)."""
+    real, noise = [], []
+    for key in HEADLINE:
+        ia, ib = a.get("intervals", {}).get(key), b.get("intervals", {}).get(key)
+        if not (ia and ib):
+            continue
+        header = COLUMNS[key][0]
+        if intervals_separate(ia, ib):
+            a_better = (a["metrics"][key] < b["metrics"][key]) == header.endswith("↓")
+            real.append(f"{header.rstrip(' ↓↑')} ({name_a if a_better else name_b} better)")
+        else:
+            noise.append(header.rstrip(" ↓↑"))
+    if not real and not noise:
+        return ""
+    return (f" Real differences (95 % intervals apart): {', '.join(real) or 'none'}; "
+            f"within noise: {', '.join(noise) or 'none'}.")
+
+
+INTERVAL_RULE = ("- Brackets: 95 % bootstrap intervals over clips. A change between two rows or two runs is "
+                 "called real only when the intervals do not overlap.")
+
+
 def _headlines(results: dict, baseline_budget: float) -> list[str]:
-    """Computed one-line findings."""
+    """Computed one-line findings; headline metrics as ``value [lo, hi]``."""
     rows = results["rows"]
-    m = rows["mars"]["metrics"]
-    out = [f"- MARS names the requested pitch in {m['pitch_acc_crepe']:.0%} of its clips (CREPE; "
-           f"pYIN {m['pitch_acc_pyin']:.0%}); our classifier recognises the requested family in "
-           f"{m['classifier_family_acc']:.0%}."]
+    mars = rows["mars"]
+    m = mars["metrics"]
+    out = [f"- MARS names the requested pitch in {with_interval(mars, 'pitch_acc_crepe', '{:.0%}')} of its clips "
+           f"(CREPE; pYIN {m['pitch_acc_pyin']:.0%}); our classifier recognises the requested family in "
+           f"{with_interval(mars, 'classifier_family_acc', '{:.0%}')}."]
     for other, what in (("raster", "the raster baseline"), ("truncation", "the truncation arm")):
         if other in rows:
             what += f" (trained with {baseline_budget:.0%} of MARS's steps)"
             wins = _wins(m, rows[other]["metrics"])
             losses = [h for h in DIRECTED if h not in wins]
             out.append(f"- MARS beats {what} on {len(wins)} of {len(DIRECTED)} metrics"
-                       + (f" (ties or losses: {', '.join(losses)})." if losses else "."))
+                       + (f" (ties or losses: {', '.join(losses)})." if losses else ".")
+                       + real_differences(mars, rows[other], "MARS", other))
     if "tokenizer" in rows:
-        t = rows["tokenizer"]["metrics"]
-        out.append(f"- Its tokenizer sets the ceiling: FD CREPE {t['fd_crepe']:.1f} for reconstructions of real "
-                   f"notes vs {m['fd_crepe']:.1f} for generated ones (floor, real vs real: "
-                   f"{rows['real_train']['metrics']['fd_crepe']:.1f})." if "real_train" in rows else
-                   f"- Its tokenizer sets the ceiling: FD CREPE {t['fd_crepe']:.1f} (reconstructions) vs "
-                   f"{m['fd_crepe']:.1f} (generated).")
+        tok = rows["tokenizer"]
+        fd = lambda row: with_interval(row, "fd_crepe", "{:.1f}")  # noqa: E731
+        floor = f" (floor, real vs real: {fd(rows['real_train'])})" if "real_train" in rows else ""
+        out.append(f"- Its tokenizer sets the ceiling: FD CREPE {fd(tok)} for reconstructions of real notes vs "
+                   f"{fd(mars)} for generated ones{floor}; the classifier recognises the family of "
+                   f"{with_interval(tok, 'classifier_family_acc', '{:.0%}')} of the reconstructions.")
+    if any("intervals" in row for row in rows.values()):
+        out.append(INTERVAL_RULE)
     return out
 
 

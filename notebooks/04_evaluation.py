@@ -34,7 +34,8 @@
 #    Fréchet distance, KID, the inception score, NDB/k and nearest-neighbour distance;
 # 3. meets the two "judges" whose features the metrics use: our pitch/family classifier
 #    and the pretrained pitch network CREPE;
-# 4. explains each row of the results table, computes it and reads it;
+# 4. explains each row of the results table, computes it and reads it, then asks which
+#    instrument families MARS renders recognisably and how large the noise on each number is;
 # 5. listens to generated notes beside their nearest training notes (memorisation?);
 # 6. writes `results.json`.
 #
@@ -79,12 +80,13 @@ from marslib.audio import fit_length, load_audio, waveform_to_input
 from marslib.autoregressor.training import fit_ar, fit_raster
 from marslib.data import ensure_dataset, require_clips
 from marslib.data.dataset import split_examples
-from marslib.evaluate import (COLUMNS, MIN_TEST_CLIPS, SYSTEMS, ClipSet, Judge, available_systems, evaluate,
-                              make_clips, results_table, test_clips)
+from marslib.evaluate import (COLUMNS, HEADLINE, MIN_TEST_CLIPS, SYSTEMS, ClipSet, Judge, available_systems,
+                              evaluate, make_clips, metric_cell, results_table, test_clips)
 from marslib.metrics import (SpectrogramClassifier, classifier_accuracy, classifier_dataset,
                              classify_spectrograms, classify_waveforms, crepe_embeddings, crepe_pitch,
                              fit_classifier, frame_audio, frechet_distance, frechet_distance_gaussians,
-                             inception_score, kernel_inception_distance, load_crepe, ndb, nearest_neighbours)
+                             inception_score, intervals_separate, kernel_inception_distance, load_crepe, ndb,
+                             nearest_neighbours)
 from marslib.metrics.crepe import CENTS_OFFSET, CENTS_PER_BIN, PITCH_BINS
 from marslib.plotting import FigureSaver, plot_confusion_matrix, plot_evaluation_bars, plot_spectrogram
 from marslib.runtime import initial_model, run_record, seed_everything, setup_run
@@ -734,8 +736,72 @@ print(f"MARS is better on {sum(w == 'MARS' for w in head_to_head.values())} of {
 # %% [markdown]
 # One seed and a small test set: differences smaller than the spread between the
 # floor and a second sample of real notes are not evidence of anything. Notebook 05
-# and the report repeat what matters with more care.
+# and the report repeat what matters with more care; §4.1 puts a number on that spread
+# for the headline metrics.
 #
+# ### 4.1 Which instrument? Timbre per family
+#
+# "Family accuracy" in the table is one number over all clips. MARS is asked for a
+# family as well as a pitch: does it get some instruments right and others not at all?
+# Every row of the evaluation also stores `per_family` (clips, the classifier's family
+# accuracy and CREPE's pitch accuracy for each requested family) and `confusion`, the
+# classifier's family confusion matrix. Below, the family accuracy of each row, family by
+# family, beside the judge's accuracy on the real test notes themselves (§3.1):
+
+# %%
+family_names = list(rows["mars"]["per_family"])                      # the test set's families
+real_confusion = np.array(clf_acc["confusion_family"])               # §3.1: the judge on the real test split
+family_columns = ("real_test", "griffin_lim", "tokenizer", "mars")
+family_table = {}
+for name in family_names:
+    k = FAMILIES.index(name)
+    family_table[name] = {"test_clips": rows["griffin_lim"]["per_family"][name]["n"],
+                          "real_test": float(real_confusion[k, k] / real_confusion[k].sum()),
+                          **{s: rows[s]["per_family"][name]["family_acc"] for s in family_columns[1:]}}
+html = ("<table><tr><th>family</th><th>test clips</th><th>real test</th><th>real → Griffin-Lim</th>"
+        "<th>tokenizer</th><th>MARS</th></tr>")
+for name, r in family_table.items():
+    html += (f"<tr><td>{name}</td><td>{r['test_clips']}</td>"
+             + "".join(f"<td>{r[s]:.0%}</td>" for s in family_columns) + "</tr>")
+display(HTML(html + "</table>"))
+
+mars_confusion = rows["mars"]["confusion"]
+fig, ax = plt.subplots(figsize=(6.4, 5.6), layout="constrained")
+plot_confusion_matrix(ax, mars_confusion["matrix"], mars_confusion["labels"],
+                      title="MARS's notes: the judge's family confusion")
+ax.set(ylabel="family requested from MARS", xlabel="family the classifier hears")
+save(fig, "mars_family_confusion")
+
+# %% [markdown]
+# **How to read it.** Each row is a family MARS was asked for, each column the family
+# the classifier heard in the note; the number in a cell counts clips and the colour is
+# its share of the row, so a family with 3 clips reads as clearly as one with 30. A
+# perfect generator, judged by a perfect judge, fills the diagonal. A **column** that
+# collects clips from many rows means MARS gives many families the same timbre (or that
+# the judge answers that family whenever it is unsure); a **row** spread over many
+# columns means that family has no recognisable timbre in MARS's notes. Two checks before
+# blaming MARS: the judge's own confusion on real notes (§3.1, `family_confusion.png`),
+# whose off-diagonal cells are the judge's errors, not MARS's; and the table's tokenizer
+# column, since a family the tokenizer already loses cannot be won back by the
+# transformer. (A family listed only as a column was never requested: its row is empty.)
+# With few clips per family, each accuracy moves in steps of one clip: in `smoke` the
+# judge's family head is barely trained and the figure only shows the machinery.
+#
+# **A change is real only when the intervals separate.** Each headline number carries a
+# 95 % bootstrap interval over clips (`marslib.metrics.intervals`: resample the clips with
+# replacement, recompute, keep the central 95 %); two rows, or two runs, differ for real
+# only when their intervals do not overlap (`intervals_separate`):
+
+# %%
+for name, row in rows.items():
+    print(f"{name:12} " + "   ".join(f"{COLUMNS[key][0]} {metric_cell(row, key)}" for key in HEADLINE))
+real_vs_raster = {key: intervals_separate(rows["mars"]["intervals"][key], rows["raster"]["intervals"][key])
+                  for key in HEADLINE}
+print("MARS vs the raster baseline, a real difference? "
+      + ", ".join(f"{COLUMNS[key][0]}: {'yes' if real else 'no (within noise)'}"
+                  for key, real in real_vs_raster.items()))
+
+# %% [markdown]
 # ## 5. Listening to nearest neighbours: memorisation?
 #
 # For every generated clip, `evaluate` stored its nearest training clip by cosine
@@ -830,6 +896,9 @@ display(HTML(html + "</table>"))
 #   notes and the Griffin-Lim and tokenizer ceilings; the paper's own numbers are not
 #   available to us, so the comparison that counts is within the run, MARS against these
 #   references and the raster baseline.
+# - Family accuracy family by family, and the classifier's confusion matrix of MARS's
+#   notes, show which timbres MARS renders recognisably; the headline numbers carry 95 %
+#   bootstrap intervals over clips, and a change is real only when the intervals separate.
 #
 # ## Exercises
 #
@@ -898,6 +967,10 @@ results_json = {
     "rows": {name: row["metrics"] for name, row in rows.items()},
     "n_per_row": {name: row["n"] for name, row in rows.items()},
     "head_to_head": head_to_head,
+    "intervals": {name: row["intervals"] for name, row in rows.items()},  # 95 % [lo, hi] of HEADLINE metrics
+    "real_vs_raster": real_vs_raster,
+    "per_family": family_table,            # family accuracy per requested family (real test: the judge alone)
+    "mars_confusion": mars_confusion,
     "nearest_train": {"mars_median": float(np.median(nn_cos)), "real_test_median": float(np.median(test_cos))},
     "embeddings": results["embeddings"],
     "timing": {"fit_seconds": fit_seconds, "evaluate_seconds": eval_seconds,

@@ -20,12 +20,12 @@ from marslib.checkpoint import CheckpointError, save_checkpoint
 from marslib.cli import main
 from marslib.config import ConfigError, get_config
 from marslib.data import ensure_dataset
-from marslib.evaluate import (SYSTEMS, available_systems, check_fresh, evaluate, fresh_rows, real_train_clips,
-                              results_table)
+from marslib.evaluate import (HEADLINE, SYSTEMS, available_systems, check_fresh, evaluate, fresh_rows, metric_cell,
+                              real_train_clips, results_table)
 from marslib.evaluate import test_clips as held_out_clips  # (not a test: pytest would collect "test_*")
 from marslib.metrics import SpectrogramClassifier
 from marslib.notebooks import REPO_ROOT
-from marslib.report import PAPER_METRICS, build_report, paper_claims
+from marslib.report import INTERVAL_RULE, PAPER_METRICS, build_report, paper_claims, with_interval
 from marslib.tokenizer import Tokenizer
 
 
@@ -77,13 +77,50 @@ def test_every_row_is_scored_with_finite_metrics(evaluated):
     assert "VGGish" in table and "CREPE-tiny" in table
 
 
+def test_headline_metrics_have_intervals_around_them(evaluated):
+    _, run, results = evaluated
+    table = (run / "evaluation" / "table.md").read_text()
+    for name, row in results["rows"].items():
+        assert list(row["intervals"]) == list(HEADLINE)
+        for key, (lo, hi) in row["intervals"].items():
+            assert 0 <= lo <= row["metrics"][key] <= hi, (name, key)                 # (FD and accuracies >= 0)
+            assert lo < hi or key != "fd_crepe", (name, key)             # FD always varies between resamples
+        assert metric_cell(row, "fd_crepe") in table and "[" in metric_cell(row, "pitch_acc_crepe")
+    assert "95 % bootstrap interval" in table
+    saved = json.loads((run / "evaluation" / "metrics.json").read_text())
+    assert saved["intervals"]["level"] == 0.95 and saved["rows"]["mars"]["intervals"] == results["rows"]["mars"][
+        "intervals"]
+
+
+def test_per_family_results_and_confusion_are_consistent(evaluated):
+    cfg, _, results = evaluated
+    vocabulary = cfg.data.family_vocabulary
+    test_families = {vocabulary[f] for f in held_out_clips(cfg).family}
+    for name, row in results["rows"].items():
+        m, fam, conf = row["metrics"], row["per_family"], row["confusion"]
+        assert set(fam) == test_families and set(fam) <= set(conf["labels"]) <= set(vocabulary), name
+        assert conf["labels"] == sorted(conf["labels"], key=vocabulary.index)
+        assert sum(f["n"] for f in fam.values()) == row["n"]
+        for key, per in (("classifier_family_acc", "family_acc"), ("pitch_acc_crepe", "pitch_acc_crepe")):
+            assert np.isclose(sum(f["n"] * f[per] for f in fam.values()) / row["n"], m[key]), (name, key)
+        matrix = np.array(conf["matrix"])
+        assert matrix.shape == (len(conf["labels"]),) * 2 and matrix.sum() == row["n"]
+        assert np.isclose(np.trace(matrix) / row["n"], m["classifier_family_acc"])
+        for i, label in enumerate(conf["labels"]):  # rows: requested family; columns: the classifier's answer
+            n = fam[label]["n"] if label in fam else 0
+            assert matrix[i].sum() == n, (name, label)
+            if n:
+                assert np.isclose(matrix[i, i] / n, fam[label]["family_acc"]), (name, label)
+
+
 def test_same_seed_same_numbers_and_deleting_a_checkpoint_changes_them(evaluated, tmp_path):
     cfg, run, results = evaluated
     copy = tmp_path / "run"
     shutil.copytree(run, copy, ignore=shutil.ignore_patterns("evaluation"))
     again = evaluate(cfg, copy, systems=["mars", "griffin_lim"], progress=False)
     for name in ("mars", "griffin_lim"):
-        assert again["rows"][name]["metrics"] == results["rows"][name]["metrics"]
+        for key in ("metrics", "intervals", "per_family", "confusion"):
+            assert again["rows"][name][key] == results["rows"][name][key], (name, key)
     shutil.rmtree(copy / "raster")
     with pytest.raises(CheckpointError, match="raster"):
         evaluate(cfg, copy, systems=["raster"], progress=False)
@@ -140,6 +177,14 @@ def test_report_is_computed_from_the_run(evaluated, tmp_path):
         assert f"{mars[key]:.4g}" in text
     delta = mars["fd_crepe"] - results["rows"]["truncation"]["metrics"]["fd_crepe"]
     assert f"{delta:+.2f}" in text
+    headlines = text.split("## Headlines")[1].split("##")[0]
+    rows = results["rows"]
+    lo, hi = rows["mars"]["intervals"]["pitch_acc_crepe"]
+    assert f"{mars['pitch_acc_crepe']:.0%} [{lo:.0%}, {hi:.0%}]" in headlines
+    for name, key, spec in (("mars", "classifier_family_acc", "{:.0%}"), ("mars", "fd_crepe", "{:.1f}"),
+                            ("tokenizer", "classifier_family_acc", "{:.0%}"), ("tokenizer", "fd_crepe", "{:.1f}")):
+        assert with_interval(rows[name], key, spec) in headlines, (name, key)
+    assert INTERVAL_RULE in headlines and "within noise" in headlines
 
 
 def test_cli_evaluate_and_report(evaluated, tmp_path, capsys, monkeypatch, repo_untouched):

@@ -137,9 +137,22 @@ def check_04(r: dict, out: Path) -> None:
     assert floor["pitch_acc_crepe"] >= 0.5                        # real notes: CREPE names their pitch
     assert math.isclose(r["nearest_train"]["real_test_median"], floor["nn_cosine_median"], abs_tol=1e-4)
     assert set(r["head_to_head"].values()) <= {"MARS", "raster", "tie"}
+    for name, intervals in r["intervals"].items():                # 95 % intervals of the headline metrics
+        assert set(intervals) == {"classifier_family_acc", "pitch_acc_crepe", "fd_crepe"}, name
+        assert all(lo <= r["rows"][name][k] <= hi for k, (lo, hi) in intervals.items()), name
+    assert set(r["real_vs_raster"]) == set(r["intervals"]["mars"])
+    fam = r["per_family"]                                           # timbre per family
+    assert fam and sum(f["test_clips"] for f in fam.values()) == r["n_test"]
+    assert all(0 <= f[k] <= 1 for f in fam.values() for k in ("real_test", "griffin_lim", "tokenizer", "mars"))
+    for system in ("griffin_lim", "tokenizer", "mars"):
+        assert math.isclose(sum(f["test_clips"] * f[system] for f in fam.values()) / r["n_test"],
+                            r["rows"][system]["classifier_family_acc"]), system
+    conf = r["mars_confusion"]
+    assert set(fam) <= set(conf["labels"]) and np.sum(conf["matrix"]) == r["n_per_row"]["mars"]
     assert {"fd_example.png", "kid_example.png", "fd_bias.png", "inception_score_example.png", "ndb_example.png",
             "nearest_neighbour_example.png", "classifier.png", "family_confusion.png", "crepe.png",
-            "evaluation_bars.png", "nearest_train_distances.png", "nearest_neighbours.png"} <= set(r["figures"])
+            "evaluation_bars.png", "mars_family_confusion.png", "nearest_train_distances.png",
+            "nearest_neighbours.png"} <= set(r["figures"])
     assert all((out / f).exists() for f in r["figures"])
     metrics = json.loads((out.parent / "evaluation" / "metrics.json").read_text())
     assert set(r["systems"]) <= set(metrics["rows"])
