@@ -171,3 +171,21 @@ def test_design_table_refuses_a_malformed_file(tmp_path, bad, message):
     path.write_text(bad)
     with pytest.raises(ValueError, match=message):
         design_table(path)
+
+
+def test_family_grid_figure(smoke_cfg):
+    from marslib.plotting import plot_family_grid, plot_timbre_stages
+
+    F, T = smoke_cfg.spec_shape
+    spec = np.zeros((F, T), dtype=np.float32)
+    fig = plot_family_grid([spec, None], [spec, spec], ["keyboard", "brass"], smoke_cfg.audio,
+                           real_titles=["real (test): MIDI 60", "none"])
+    assert len(fig.axes) == 2 * 2 + 1                                  # four panels and a colour bar
+    assert fig.axes[0].get_title() == "real (test): MIDI 60" and fig.axes[1].get_title() == "generated"
+    assert "no real note" in fig.axes[2].texts[0].get_text()
+    with pytest.raises(ValueError, match="one real and one generated spectrogram per family"):
+        plot_family_grid([spec], [spec, spec], ["keyboard", "brass"], smoke_cfg.audio)
+    result = {"rows": [{"stage": s, "label": s, "family_acc": 0.5} for s in
+                       ("real", "griffin_lim", "continuous", "scales_1", "scales_2")],
+              "scales": [[1, 1], [2, 2]], "families": ["a", "b"], "n_test": 4}
+    assert plot_timbre_stages(result).axes[0].get_ylabel() == "classifier family accuracy"
