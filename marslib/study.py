@@ -199,8 +199,8 @@ def design_table(path: str | Path) -> str:
             ok = (isinstance(value, (int, float)) and not isinstance(value, bool) and np.isfinite(value)
                   if kind is float else isinstance(value, str))
             if not ok:
-                raise ValueError(f"{path}: row {i} field {key!r} should be {'a finite number' if kind is float else 'a string'}"
-                                 f", got {value!r}")
+                want = "a finite number" if kind is float else "a string"
+                raise ValueError(f"{path}: row {i} field {key!r} should be {want}, got {value!r}")
         if not 0 <= row["family_acc"] <= 1:
             raise ValueError(f"{path}: row {i} family_acc should be a fraction in [0, 1], got {row['family_acc']!r}")
         cells = [row["variant"], row["change"], f"{row['family_acc']:.1%}", f"{row['lsd_db']:.2f}",
