@@ -32,7 +32,8 @@
 # 4. checks how much of the codebook it uses;
 # 5. listens to a held-out clip rebuilt from more and more scales;
 # 6. measures the reconstruction against a perfect truncation tokenizer;
-# 7. counts tokens and bits per second.
+# 7. counts tokens and bits per second;
+# 8. asks which stage of the tokenizer loses the sound of the instrument (its timbre).
 #
 # As in notebook 01, every step runs the real `marslib` code and shows it with
 # `inspect.getsource` rather than copying it.
@@ -55,15 +56,18 @@ import matplotlib.pyplot as plt
 import numpy as np
 import torch
 import torch.nn.functional as F
-from IPython.display import HTML, Audio, display
+from IPython.display import HTML, Audio, Markdown, display
 
 from marslib import audio, cmx
 from marslib.config import get_config
 from marslib.data import ensure_dataset, load_features
 from marslib.metrics import log_spectral_distance, spectral_convergence
+from marslib.metrics import fit_classifier
+from marslib.notebooks import REPO_ROOT
 from marslib.plotting import (FigureSaver, plot_codebook_usage, plot_scale_pyramid, plot_spectrogram,
-                              plot_training_curves)
+                              plot_timbre_stages, plot_training_curves)
 from marslib.runtime import initial_model, run_record, setup_run
+from marslib.study import design_table, stage_table, timbre_stages
 from marslib.tokenizer import MultiScaleQuantizer, Tokenizer
 from marslib.tokenizer.training import fit_tokenizer, reconstruction_report
 from marslib.train import evaluate as mean_losses  # mean of each training loss term
@@ -600,7 +604,74 @@ save(views[(K - 1) // 2].fig, "scale_scrubber")
 view = scrubber.update(K)  # leave it on the full pyramid
 
 # %% [markdown]
-# ## 10. What is the paper's, and what is ours
+# ## 10. What the tokenizer needs to keep timbre
+#
+# LSD and SC weigh every time-frequency bin alike. A listener, and the evaluation of
+# notebook 04, ask something else: does the reconstruction still sound like the
+# **instrument** it came from (its *timbre*: which harmonics are strong, how the note
+# starts and decays, how noisy it is)? We ask the evaluation's judge, a small
+# classifier trained on the real spectrograms to name the pitch and the instrument
+# family (notebook 04 shows how it is built; it is trained here if this run has none
+# yet, and notebook 04 reuses it). It only *judges*: nothing here is trained or chosen
+# with it.
+#
+# `timbre_stages` runs the held-out test clips through each stage of the tokenizer and
+# asks the classifier for the family of each result:
+#
+# * **real**: the clips themselves; **real → Griffin-Lim**: their magnitude with the phase
+#   re-estimated (every other stage ends with the same Griffin-Lim, same seeds);
+# * **continuous latent**: encoder → decoder with *no quantiser*, `decoder(post_quant_conv(latent(x)))`:
+#   what the autoencoder alone can keep;
+# * **scales 1..k**: the tokens, decoded from the first $k$ scales (`partial_decode`), as in §6.
+#
+# (`crepe=False` skips the FD on CREPE embeddings, which `benchmarks/timbre_study.py` adds.)
+
+# %%
+print(inspect.getsource(timbre_stages))
+
+# %%
+run_root = out.parent  # tokenizer/ (this notebook) and classifier/ (shared with notebook 04)
+t0 = time.time()
+fit_classifier(cfg, run_root / "classifier", resume=True, progress=False)  # loads it if already trained
+print(f"classifier ready in {time.time() - t0:.0f} s")
+timbre = timbre_stages(cfg, run_root, seed=seed, crepe=False, generate=False)  # no transformer in this notebook
+display(Markdown(stage_table(timbre)))
+rows_t = {r["stage"]: r for r in timbre["rows"]}
+family_acc_per_scales = [rows_t[f"scales_{k}"]["family_acc"] for k in range(1, K + 1)]
+print(f"{timbre['n_test']} test clips; family accuracy: real {rows_t['real']['family_acc']:.0%}, "
+      f"Griffin-Lim {rows_t['griffin_lim']['family_acc']:.0%}, continuous {rows_t['continuous']['family_acc']:.0%}, "
+      "scales 1..k " + ", ".join(f"{acc_k:.0%}" for acc_k in family_acc_per_scales))
+fig = plot_timbre_stages(timbre, title=f"does the family survive the tokenizer? ({cfg.profile}, "
+                                       f"{timbre['n_test']} held-out clips)")
+save(fig, "timbre_stages")
+
+# %% [markdown]
+# How to read it. The scales add up coarse to fine, so the family accuracy usually rises
+# with $k$: one token (scale 1) carries little more than a clip's loudness and overall
+# brightness, and the harmonics that tell a flute from a guitar need the finer scales,
+# above all the finer *frequency* resolution. Where the curve climbs most is where the
+# timbre is written. The **continuous** row is an upper bound for the whole pyramid:
+# every scale only approximates the same latent, so no number of scales (nor a better
+# codebook) can give back what the encoder and decoder lose; if it sits far below
+# real → Griffin-Lim, the autoencoder is the place to improve, not the quantiser. The
+# gap between the continuous row and all $K$ scales is what quantisation costs.
+# The judge is itself imperfect: see its accuracy on real notes (the first row), and in
+# `smoke` expect near-chance numbers everywhere (every model here trained for seconds).
+#
+# **Design variants.** If `benchmarks/results/timbre_design_course.json` exists, it holds
+# tokenizer variants that were tried on the course profile, with what each changed,
+# its family accuracy and LSD, and its training time:
+
+# %%
+design_path = REPO_ROOT / "benchmarks" / "results" / "timbre_design_course.json"
+if design_path.exists():
+    display(Markdown(design_table(design_path)))
+else:
+    print(f"No design variants recorded yet ({design_path.relative_to(REPO_ROOT)} is missing); "
+          "`python benchmarks/timbre_study.py --run <run> --profile course` measures one run's stages.")
+
+# %% [markdown]
+# ## 11. What is the paper's, and what is ours
 #
 # Only the abstract and introduction of the paper were available to us
 # (`shared/PAPER.md`), so most tokenizer settings are **our reproduction choices**:
@@ -626,7 +697,7 @@ print({k: v for k, v in vars(tok).items()})
 print({k: v for k, v in vars(cfg.train_tokenizer).items()})
 
 # %% [markdown]
-# ## 11. Results
+# ## 12. Results
 #
 # Everything this notebook measured goes to `results.json` beside its figures; the test
 # suite and the reproduction report read it from there.
@@ -661,6 +732,9 @@ results = {
     "lsd_per_scales": lsd_per_scales,                               # scales 1..k, k = 1..K
     "sc_per_scales": sc_per_scales,
     "scrubber_lsd_per_scales": [v.lsd for v in views],
+    "timbre_stages": {"n_test": timbre["n_test"], "families": timbre["families"],    # classifier family accuracy
+                      "family_acc": {r["stage"]: r["family_acc"] for r in timbre["rows"]},
+                      "per_family": {r["stage"]: r["per_family"] for r in timbre["rows"]}},
     "figures": figures,
 }
 (out / "results.json").write_text(json.dumps(results, indent=2))

@@ -32,7 +32,8 @@
 # 4. reads the training curves, per scale;
 # 5. generates a note and watches it appear scale by scale, seen and heard;
 # 6. sweeps the pitch with everything else fixed;
-# 7. measures the pitch accuracy of generated notes;
+# 7. measures the pitch accuracy of generated notes, and sets real and generated notes of
+#    every family side by side;
 # 8. plays with classifier-free guidance;
 # 9. times it against a raster (one-token-per-pass) baseline.
 #
@@ -64,9 +65,9 @@ from marslib.autoregressor import (NextScaleTransformer, RasterTransformer, bloc
                                    sample_tokens, tokens_to_audio)
 from marslib.autoregressor.training import fit_ar, token_dataset
 from marslib.config import get_config
-from marslib.data import load_features
+from marslib.data import load_clips, load_features, split_examples
 from marslib.metrics import estimate_pitch, pitch_accuracy
-from marslib.plotting import FigureSaver, plot_ar_history, plot_attention_mask, plot_spectrogram
+from marslib.plotting import FigureSaver, plot_ar_history, plot_attention_mask, plot_family_grid, plot_spectrogram
 from marslib.runtime import initial_model, run_record, seed_everything, setup_run
 from marslib.tokenizer import MultiScaleQuantizer, Tokenizer
 from marslib.tokenizer.training import fit_tokenizer, load_tokenizer
@@ -517,6 +518,80 @@ ax.legend(fontsize=8, loc="upper left")
 save(fig, "pitch_accuracy")
 
 # %% [markdown]
+# ### 7.1 Does it sound like the instrument asked for?
+#
+# Pitch is half of the label; the other half is the instrument **family**. Below, one
+# row per family in the data, all at the same pitch: on the left a real note of that
+# family at the pitch nearest it (from the held-out test split, or from the training
+# split when only that one has a note so near), on the right what MARS generates when asked for
+# (that pitch, that family), with one fixed seed (the same seed gives the same figure).
+# With the pitch fixed, the harmonics sit at the same heights in every row; what should
+# differ from row to row is the *timbre*:
+#
+# * **the spectral envelope**: which harmonics are strong. A flute or an organ has a few
+#   strong low harmonics, a brass or reed note many bright upper ones, a bass almost only
+#   the lowest; in the spectrogram, how far up the horizontal lines reach and how their
+#   brightness falls off;
+# * **the time envelope**: a struck or plucked note (keyboard, mallet, guitar, bass)
+#   starts at once and decays, a blown or bowed one (flute, brass, reed, string) swells
+#   and holds; in the spectrogram, whether the lines fade out to the right;
+# * **noise**: breath and bow noise between the harmonics, the click of an attack (a
+#   vertical stripe at the start).
+#
+# Listen to each pair with those three in mind: if MARS's notes share the right pitch but
+# all sound alike (the same dull or buzzy colour in every row), the pitch label was
+# learnt and the family label was not. Expect the generated notes to sound a little
+# "phasey" even when they are right: they go through Griffin-Lim, the real ones do not.
+# In `smoke` the models are trained for seconds, so every generated note is a similar
+# noise; the course profile is where the comparison means something.
+
+# %%
+test_examples, train_examples = split_examples(cfg, "test"), split_examples(cfg, "train")
+data_pairs = {(e.family, e.pitch) for e in test_examples + train_examples}
+grid_families = sorted({f for f, _ in data_pairs})                      # every family in the data
+pitch_sets = [{p for f_, p in data_pairs if f_ == f} for f in grid_families]
+middle = (cfg.data.pitch_min + cfg.data.pitch_max) / 2
+# the pitch that most families have (all of them, when one exists), nearest the middle of the range
+grid_pitch = min(set().union(*pitch_sets), key=lambda p: (-sum(p in ps for ps in pitch_sets), abs(p - middle), p))
+print(f"grid pitch MIDI {grid_pitch}: present in {sum(grid_pitch in ps for ps in pitch_sets)} of "
+      f"{len(grid_families)} families")
+
+
+def nearest_real(f):
+    """(split, example): the note of family f nearest grid_pitch; from the test split unless only
+    the train split has one that near."""
+    notes = [(split, e) for split, examples in (("test", test_examples), ("train", train_examples))
+             for e in examples if e.family == f]  # never empty: grid_families come from these notes
+    return min(notes, key=lambda n: (abs(n[1].pitch - grid_pitch), n[0] != "test", n[1].pitch, n[1].note_str))
+
+
+grid_real = [nearest_real(f) for f in grid_families]
+real_grid_wave = load_clips(cfg, [e for _, e in grid_real])                         # (n, S)
+real_grid_spec = audio.waveform_to_input(torch.from_numpy(real_grid_wave), cfg.audio)  # (n, 1, F, T)
+grid_p, grid_f = torch.full((len(grid_families),), grid_pitch), torch.tensor(grid_families)
+grid_idx = sample_tokens(model, tokenizer, grid_p, grid_f, seed=seed, **sampling)
+gen_grid_spec, gen_grid_wave = tokens_to_audio(tokenizer, grid_idx, seed=seed)     # (n, 1, F, T), (n, S)
+again = sample_tokens(model, tokenizer, grid_p, grid_f, seed=seed, **sampling)
+assert all(torch.equal(i, j) for i, j in zip(grid_idx, again)), "one seed must give the same notes"
+
+grid_names = [FAMILIES[f] for f in grid_families]
+fig = plot_family_grid(
+    real_grid_spec[:, 0], gen_grid_spec[:, 0].cpu(), grid_names, cfg.audio,
+    real_titles=[f"real ({split}): MIDI {e.pitch}" for split, e in grid_real],
+    generated_titles=[f"MARS: {name}, MIDI {grid_pitch}" for name in grid_names],
+    title=f"does it sound like the instrument asked for? MIDI {grid_pitch}, seed {seed}, "
+          f"CFG {sampling['cfg_scale']:g}")
+save(fig, "family_grid")
+
+# %%
+rows_html = "".join(
+    f"<tr><td>{name}</td><td>{split}, MIDI {e.pitch}<br>{Audio(rw, rate=sr)._repr_html_()}</td>"
+    f"<td>{Audio(gw.cpu().numpy(), rate=sr)._repr_html_()}</td></tr>"
+    for name, (split, e), rw, gw in zip(grid_names, grid_real, real_grid_wave, gen_grid_wave))
+display(HTML(f"<table><tr><th>family</th><th>real note</th><th>MARS, MIDI {grid_pitch}</th></tr>"
+             f"{rows_html}</table>"))
+
+# %% [markdown]
 # ## 8. Classifier-free guidance
 #
 # The transformer was trained with its labels replaced by a *null* class 10% of the
@@ -764,6 +839,8 @@ results = {
     "pitch_accuracy_data": {"accuracy": acc_data["accuracy"], "octave_errors": acc_data["octave_errors"],
                             "unvoiced": acc_data["unvoiced"],
                             "median_abs_cents": finite_or_none(acc_data["median_abs_cents"]), "n": n_pitch_eval},
+    "family_grid": {"pitch": grid_pitch, "families": grid_names, "seed": seed,
+                    "real": [{"split": split, "note": e.note_str, "pitch": e.pitch} for split, e in grid_real]},
     "cfg_sweep": [{"cfg_scale": v.cfg_scale, "pyin_midi": finite_or_none(v.pitch_estimate),
                    "tokens_changed_vs_cfg0": ch} for v, ch in zip(views, changed)],
     "speed": [race_profile[0], race_paper[0]],

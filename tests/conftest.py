@@ -61,3 +61,29 @@ def repo_untouched():
     after = _repo_outputs()
     changed = sorted({p for p in before.keys() | after.keys() if before.get(p) != after.get(p)})
     assert not changed, f"the test wrote into the repository: {changed[:10]}"
+
+
+@pytest.fixture(scope="session")
+def smoke_run(tmp_path_factory):
+    """``(cfg, run)``: the smoke dataset in a temporary folder and a run folder with *untrained*
+    checkpoints of the tokenizer and the next-scale transformer, and the classifier trained for
+    its 30 smoke steps (so that it names more than one family); seconds to make.
+
+    For code that reads a run (studies, benchmarks); treat it as read-only (copy it to change it).
+    """
+    from marslib.autoregressor import NextScaleTransformer
+    from marslib.autoregressor.training import tokenizer_fingerprint
+    from marslib.checkpoint import save_checkpoint
+    from marslib.data import ensure_dataset
+    from marslib.metrics import fit_classifier
+    from marslib.tokenizer import Tokenizer
+
+    cfg = get_config("smoke", {"data.root": str(tmp_path_factory.mktemp("smoke_data") / "data")})
+    ensure_dataset(cfg)
+    run = tmp_path_factory.mktemp("smoke_run")
+    torch.manual_seed(0)
+    save_checkpoint(run / "tokenizer", Tokenizer(cfg), cfg, "tokenizer", 1)
+    save_checkpoint(run / "ar", NextScaleTransformer(cfg.ar, cfg.tokenizer), cfg, "ar", 1,
+                    made_from=tokenizer_fingerprint(run / "tokenizer"))
+    fit_classifier(cfg, run / "classifier", progress=False)
+    return cfg, run

@@ -174,3 +174,22 @@ def test_data_loading(tmp_path):
     assert [(t["target"], t["goal"], t["measured"]) for t in res["targets"]] == expected
     for t in res["targets"]:
         assert t["verdict"] == ("PASS" if _goal_met(t["goal"], t["measured"]) else "MISS"), t
+
+
+def test_timbre_study(smoke_run, tmp_path, capsys):
+    """The stage table of a smoke run (untrained tokenizer and transformer), printed and saved."""
+    cfg, run = smoke_run
+    out = tmp_path / "timbre.json"
+    res = _load("timbre_study").main(["--run", str(run), "--profile", "smoke", "--data-dir", cfg.data.root,
+                                      "--set", "eval.max_conditions=6", "--seed", "2", "--json", str(out)])
+    printed = capsys.readouterr().out
+    assert json.loads(out.read_text()) == json.loads(json.dumps(res))
+    K = len(cfg.tokenizer.scales)
+    assert [r["stage"] for r in res["rows"]] == ["real", "griffin_lim", "continuous",
+                                                 *[f"scales_{k}" for k in range(1, K + 1)], "mars"]
+    assert res["n_test"] == 6 and all(r["n"] == 6 for r in res["rows"])       # --set reached the config
+    assert res["seed"] == 2 and res["overrides"]["eval.max_conditions"] == 6
+    assert res["table"] in printed and res["biggest_drop"] in printed
+    assert res["chain"] == ["real", "griffin_lim", "continuous", f"scales_{K}", "mars"]
+    assert all(0 <= r["family_acc"] <= 1 and r["fd_crepe"] >= 0 for r in res["rows"])
+    assert res["provenance"]["profile"] == "smoke" and res["config"]["eval"]["max_conditions"] == 6

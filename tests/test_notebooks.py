@@ -59,8 +59,13 @@ def check_02(r: dict, out: Path) -> None:
         assert len(r[key]) == K and all(math.isfinite(v) and v >= 0 for v in r[key]), key
     assert math.isclose(r["lsd_per_scales"][-1], rec["cmx"]["lsd"], rel_tol=1e-4, abs_tol=1e-4)
     assert {"scale_pyramid.png", "training_curves.png", "codebook_usage.png", "progressive_reconstruction.png",
-            "quality_vs_scales.png", "scale_scrubber.png"} <= set(r["figures"])
+            "quality_vs_scales.png", "scale_scrubber.png", "timbre_stages.png"} <= set(r["figures"])
+    t = r["timbre_stages"]                                  # the classifier's family accuracy per stage
+    assert list(t["family_acc"]) == ["real", "griffin_lim", "continuous", *[f"scales_{k}" for k in range(1, K + 1)]]
+    assert all(0 <= a <= 1 for a in t["family_acc"].values()) and t["families"] and t["n_test"] > 0
+    assert all(set(fam) == set(t["families"]) for fam in t["per_family"].values())
     assert has_checkpoint(out.parent / "tokenizer")  # notebook 03 reuses this checkpoint
+    assert has_checkpoint(out.parent / "classifier")  # and notebook 04 the classifier
 
 
 def check_03(r: dict, out: Path) -> None:
@@ -96,7 +101,12 @@ def check_03(r: dict, out: Path) -> None:
     assert t["paper_grid"]["speedup"] > 1                         # 10 vs 256 passes: robust
     assert t["generation_rtf"] > 0
     assert {"attention_masks.png", "teacher_forcing.png", "training_curves.png", "generation_by_scale.png",
-            "pitch_sweep.png", "pitch_accuracy.png", "cfg_sweep.png", "speed.png"} <= set(r["figures"])
+            "pitch_sweep.png", "pitch_accuracy.png", "cfg_sweep.png", "speed.png",
+            "family_grid.png"} <= set(r["figures"])
+    grid = r["family_grid"]                                       # one row per family in the data, one pitch
+    assert len(grid["families"]) == len(grid["real"]) == len(set(grid["families"])) > 1
+    assert smoke.data.pitch_min <= grid["pitch"] <= smoke.data.pitch_max
+    assert all(row["split"] in ("test", "train") for row in grid["real"])
     assert has_checkpoint(out.parent / "ar")
 
 

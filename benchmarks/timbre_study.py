@@ -1,0 +1,91 @@
+"""Where does the timbre go?  Family accuracy and FD CREPE, stage by stage, of one trained run.
+
+What is measured (``marslib.study.timbre_stages``), on the held-out test clips
+(``evaluate.test_clips``: ``eval.max_conditions`` evenly spaced, 0 = all):
+
+* ``real``: the test clips themselves (the reference);
+* ``griffin_lim``: real -> |STFT| -> Griffin-Lim (the phase MARS drops);
+* ``continuous``: real -> tokenizer encoder -> decoder with no quantiser (the autoencoder alone);
+* ``scales_k``: real -> tokens -> decode of the first k scales, k = 1..K;
+* ``mars``: one generated note per test (pitch, family), if ``<run>/ar`` exists.
+
+For each: the run's classifier's family accuracy against the family each clip was
+made for (overall and per family) and FD on CREPE embeddings to the real test clips.
+Every stage but ``real`` ends in the same Griffin-Lim with the same seeds.  Then the
+consecutive step of the chain real -> Griffin-Lim -> continuous -> K scales -> MARS
+that loses most family accuracy.
+
+This is not a timing benchmark: it measures quality, once, and is deterministic for a
+given run, seed and device.  It needs ``<run>/classifier`` (``mars train classifier``)
+and ``<run>/tokenizer``.
+
+    python benchmarks/timbre_study.py --run runs/course --profile course
+    python benchmarks/timbre_study.py --run runs/smoke --profile smoke --no-crepe --set eval.max_conditions=20
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from common import environment, setup, write_json  # noqa: E402
+
+from marslib.config import get_config, parse_overrides  # noqa: E402
+from marslib.provenance import provenance  # noqa: E402
+from marslib.study import biggest_drop, chain, stage_table, timbre_stages  # noqa: E402
+
+RESULTS = Path(__file__).resolve().parent / "results"
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--run", type=Path, default=None, help="run folder with classifier/, tokenizer/ [, ar/] "
+                                                          "(default: runs/<profile>)")
+    p.add_argument("--profile", default="course", help="the run's profile (default: course)")
+    p.add_argument("--data-dir", default=None, help="dataset folder (default: the profile's data.root)")
+    p.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE",
+                   help="config overrides, e.g. eval.max_conditions=50 ar.cfg_scale=4 (as `mars --set`)")
+    p.add_argument("--seed", type=int, default=None, help="Griffin-Lim and sampling seed (default: the profile's)")
+    p.add_argument("--no-crepe", action="store_true", help="skip FD CREPE (family accuracy only; faster)")
+    p.add_argument("--no-generate", action="store_true", help="skip the MARS stage even if <run>/ar exists")
+    p.add_argument("--threads", type=int, default=0, help="torch.set_num_threads (0 = leave torch's default)")
+    p.add_argument("--device", choices=("cpu", "cuda"), default="cpu")
+    p.add_argument("--json", type=Path, default=None,
+                   help="where to write the results (default: benchmarks/results/timbre_study_<profile>.json)")
+    return p.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> dict:
+    args = parse_args(argv)
+    device = setup(args)
+    over = parse_overrides(args.set)
+    if args.data_dir:
+        over["data.root"] = args.data_dir
+    if args.seed is not None:
+        over["seed"] = args.seed
+    cfg = get_config(args.profile, {**over, "device": args.device})
+    run = args.run or Path("runs") / cfg.profile
+    t0 = time.perf_counter()
+    result = timbre_stages(cfg, run, seed=cfg.seed, crepe=not args.no_crepe, generate=not args.no_generate)
+    seconds = time.perf_counter() - t0
+    table, drop = stage_table(result), biggest_drop(result)
+    print(f"\ntimbre study, profile {cfg.profile}, run {run}, {result['n_test']} test clips, seed {cfg.seed}, "
+          f"{device} ({torch.get_num_threads()} threads), {seconds:.0f} s\n")
+    print(table)
+    print(drop)
+    results = {"benchmark": "timbre_study", "profile": cfg.profile, "run": str(run), "overrides": over,
+               "env": environment(device), "seconds": seconds, "table": table, "chain": chain(result),
+               "biggest_drop": drop, **result, "config": cfg.to_dict(), "provenance": provenance(cfg)}
+    out = args.json or RESULTS / f"timbre_study_{cfg.profile}.json"
+    write_json(out, results)
+    print(f"-> {out}")
+    return results
+
+
+if __name__ == "__main__":
+    main()
