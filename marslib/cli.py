@@ -42,8 +42,8 @@ from .profiles import PROFILES
 # command does not read.  "seed" and "device" say whether the command takes --seed and
 # --device; "*" is everything.  Models that a command loads from checkpoints bring
 # their own config, so e.g. ``evaluate`` reads no ``tokenizer.*`` or ``train_*``.
-AR_MODEL = ("ar.depth", "ar.width", "ar.heads", "ar.cond_dropout")        # shape and train a transformer
-AR_SAMPLING = ("ar.cfg_scale", "ar.temperature", "ar.top_k", "ar.top_p")  # read by the command that samples
+AR_MODEL = ("ar.depth", "ar.width", "ar.heads", "ar.cond_dropout", "ar.family_dropout")        # shape and train a transformer
+AR_SAMPLING = ("ar.cfg_scale", "ar.temperature", "ar.top_k", "ar.top_p", "ar.guidance")  # read by the command that samples
 CLASSIFIER = ("eval.classifier_channels", "eval.classifier_embed", "train_classifier")
 USES: dict[str, tuple[str, ...]] = {
     "data synth": ("seed", "audio.sample_rate", "data", "-data.cache_dir"),
@@ -200,7 +200,8 @@ def cmd_train(args: argparse.Namespace) -> None:
     print("  " + ", ".join(f"{k} {v:.4g}" for k, v in last.items() if "_" not in k))
 
 
-SAMPLE_FLAGS = {"temperature": "--temperature", "top_k": "--top-k", "top_p": "--top-p", "cfg_scale": "--cfg"}
+SAMPLE_FLAGS = {"temperature": "--temperature", "top_k": "--top-k", "top_p": "--top-p", "cfg_scale": "--cfg",
+                "guidance": "--guidance"}
 
 
 def cmd_sample(args: argparse.Namespace) -> None:
@@ -218,7 +219,7 @@ def cmd_sample(args: argparse.Namespace) -> None:
     if args.n < 1:
         raise ValueError(f"--n must be at least 1, got {args.n}")
     check_sampling(args.temperature, args.top_k, args.top_p, 0.0 if args.cfg is None else args.cfg,
-                   names=SAMPLE_FLAGS)  # before the (slow) model load
+                   names=SAMPLE_FLAGS, guidance=args.guidance or "joint")  # before the (slow) model load
     # The family names are the ones the model was trained on (NSynth's, or an imported dataset's classes).
     trained = Config.from_dict(read_meta(Path(args.checkpoint) / "ar")["config"])
     family = parse_family(args.family, trained.data.family_vocabulary)
@@ -227,9 +228,10 @@ def cmd_sample(args: argparse.Namespace) -> None:
     model, tokenizer = load_ar(args.checkpoint, device=args.device or "cpu")
     model_cfg = tokenizer.cfg
     cfg_scale = model_cfg.ar.cfg_scale if args.cfg is None else args.cfg
+    guidance = args.guidance or model_cfg.ar.guidance
     names = [f"{args.family}_{args.pitch:03d}_{i:02d}.wav" for i in range(args.n)]
     request = {"checkpoint": str(args.checkpoint), "pitch": args.pitch, "family": args.family, "n": args.n,
-               "cfg_scale": cfg_scale, "temperature": args.temperature, "top_k": args.top_k,
+               "cfg_scale": cfg_scale, "guidance": guidance, "temperature": args.temperature, "top_k": args.top_k,
                "top_p": args.top_p, "seed": args.seed, "files": names, "written": [], "status": "writing",
                "provenance": provenance(dataclasses.replace(model_cfg, seed=args.seed,
                                                             device=args.device or "cpu"))}
@@ -237,7 +239,8 @@ def cmd_sample(args: argparse.Namespace) -> None:
     # interrupted leaves one saying "writing" and which of the planned files exist.
     _write_request(out, request)
     pitch, fam = torch.full((args.n,), args.pitch), torch.full((args.n,), family)
-    indices = sample_tokens(model, tokenizer, pitch, fam, cfg_scale=cfg_scale, temperature=args.temperature,
+    indices = sample_tokens(model, tokenizer, pitch, fam, cfg_scale=cfg_scale, guidance=guidance,
+                            temperature=args.temperature,
                             top_k=args.top_k, top_p=args.top_p, seed=args.seed, progress=True)
     _, waves = tokens_to_audio(tokenizer, indices, seed=args.seed)
     for name, wave in zip(names, waves):
@@ -401,6 +404,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--n", type=int, default=4, help="how many clips (default: 4)")
     p.add_argument("--out", required=True, help="folder for the wavs and request.json")
     p.add_argument("--cfg", type=float, default=None, help="guidance strength (default: the model's config)")
+    p.add_argument("--guidance", choices=("joint", "family"), default=None,
+                   help="guide toward (pitch, family) vs neither, or toward the family alone "
+                        "(needs a model trained with ar.family_dropout; default: the model's config)")
     p.add_argument("--temperature", type=float, default=1.0)
     p.add_argument("--top-k", type=int, default=0, help="keep the k most likely tokens (0 = off)")
     p.add_argument("--top-p", type=float, default=0.0, help="nucleus sampling mass (0 = off)")

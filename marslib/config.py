@@ -152,7 +152,11 @@ class ARConfig:
     width: int = 256                # model dimension
     heads: int = 4                  # attention heads
     cond_dropout: float = 0.1       # labels dropped to the null class (for CFG), as VAR
+    family_dropout: float = 0.0     # the family label alone dropped, pitch kept: teaches p(x | pitch), the
+                                    # negative branch of family-only guidance (ours)
     cfg_scale: float = 2.0          # classifier-free guidance strength at the finest scale
+    guidance: str = "joint"         # what guidance pushes toward: "joint" = (pitch, family) vs neither (VAR);
+                                    # "family" = (pitch, family) vs (pitch, no family): timbre only (ours)
     top_k: int = 0                  # 0 = off
     top_p: float = 0.0              # 0 = off
     temperature: float = 1.0
@@ -375,7 +379,10 @@ def validate(cfg: Config) -> None:
     if cfg.ar.width % cfg.ar.heads:
         raise ConfigError(f"ar.width ({cfg.ar.width}) must be divisible by ar.heads ({cfg.ar.heads})")
     check_sampling(cfg.ar.temperature, cfg.ar.top_k, cfg.ar.top_p, cfg.ar.cfg_scale,
-                   names={k: f"ar.{k}" for k in SAMPLING_NAMES})
+                   names={k: f"ar.{k}" for k in SAMPLING_NAMES}, guidance=cfg.ar.guidance)
+    for name in ("cond_dropout", "family_dropout"):
+        if not 0 <= getattr(cfg.ar, name) < 1:
+            raise ConfigError(f"ar.{name} must be a probability in [0, 1), got {getattr(cfg.ar, name)!r}")
     e = cfg.eval
     if e.crepe_capacity not in ("full", "tiny"):
         raise ConfigError(f"eval.crepe_capacity must be 'full' or 'tiny', got {e.crepe_capacity!r}")
@@ -396,11 +403,13 @@ def check_families(trained: Config, cfg: Config, where: object) -> None:
                           f"other families; use the data.families it was trained with")
 
 
-SAMPLING_NAMES = {"temperature": "temperature", "top_k": "top_k", "top_p": "top_p", "cfg_scale": "cfg_scale"}
+SAMPLING_NAMES = {"temperature": "temperature", "top_k": "top_k", "top_p": "top_p", "cfg_scale": "cfg_scale",
+                  "guidance": "guidance"}
+GUIDANCE_MODES = ("joint", "family")
 
 
 def check_sampling(temperature: float, top_k: int, top_p: float, cfg_scale: float = 0.0,
-                   names: Mapping[str, str] = SAMPLING_NAMES) -> None:
+                   names: Mapping[str, str] = SAMPLING_NAMES, guidance: str = "joint") -> None:
     """Raise :class:`ConfigError` unless the sampling options make sense.
 
     ``temperature > 0``, ``top_k`` a whole number ``>= 0`` (0 = off), ``0 <= top_p <= 1``
@@ -420,6 +429,8 @@ def check_sampling(temperature: float, top_k: int, top_p: float, cfg_scale: floa
     if not (real(cfg_scale) and cfg_scale >= 0):
         raise ConfigError(f"{names['cfg_scale']} must be a finite number >= 0, got {cfg_scale!r} "
                           f"(0 = no guidance)")
+    if guidance not in GUIDANCE_MODES:
+        raise ConfigError(f"{names.get('guidance', 'guidance')} must be one of {GUIDANCE_MODES}, got {guidance!r}")
 
 
 def validate_scales(scales: tuple[tuple[int, int], ...], latent_hw: tuple[int, int]) -> None:

@@ -182,7 +182,8 @@ def sampling_settings(cfg: Config) -> dict:
     checkpoints': sampling belongs to the command that samples.
     """
     a = cfg.ar
-    return {"cfg_scale": a.cfg_scale, "temperature": a.temperature, "top_k": a.top_k, "top_p": a.top_p}
+    return {"cfg_scale": a.cfg_scale, "temperature": a.temperature, "top_k": a.top_k, "top_p": a.top_p,
+            "guidance": a.guidance}
 
 
 @torch.no_grad()

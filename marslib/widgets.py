@@ -266,7 +266,7 @@ class CFGExplorer(_Explorer):
         fam = parse_family(family, self.families)
         indices = sample_tokens(self.model, self.tokenizer, torch.tensor([pitch]), torch.tensor([fam]),
                                 cfg_scale=cfg_scale, temperature=self.temperature, top_k=self.top_k,
-                                top_p=self.top_p, seed=self.seed)
+                                top_p=self.top_p, seed=self.seed, guidance=self.cfg.ar.guidance)
         spec_B1FT, wave_BN = tokens_to_audio(self.tokenizer, indices, n_iter=self.griffin_lim_iters,
                                              seed=self.seed)
         view = CFGView(cfg_scale, pitch, family, indices, spec_B1FT[0, 0].cpu().numpy(),

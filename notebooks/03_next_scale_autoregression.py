@@ -335,7 +335,8 @@ gen_fam = FAMILIES.index(gen_family)
 family_pitches = sorted(p for f, p in train_pairs if f == gen_fam)
 gen_pitch = min(family_pitches, key=lambda p: abs(p - 60))  # middle C, or the nearest trained pitch
 ar = cfg.ar
-sampling = dict(cfg_scale=ar.cfg_scale, temperature=ar.temperature, top_k=ar.top_k, top_p=ar.top_p)
+sampling = dict(cfg_scale=ar.cfg_scale, temperature=ar.temperature, top_k=ar.top_k, top_p=ar.top_p,
+                guidance=ar.guidance)
 print(f"generating {gen_family}, MIDI {gen_pitch} with {sampling}, seed {seed}")
 
 gen_idx = sample_tokens(model, tokenizer, torch.tensor([gen_pitch]), torch.tensor([gen_fam]), seed=seed, **sampling)

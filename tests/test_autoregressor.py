@@ -174,3 +174,42 @@ def test_cfg_guided_logits_follow_the_formula(models, cfg_scale):
         assert (c - u).abs().max() > 0.1           # the null class really differs, or the check is vacuous
         t = cfg_scale * k / (K - 1)
         assert torch.allclose(guided[k], (1 + t) * c - t * u, atol=1e-4), f"scale {k}, t = {t}"
+
+
+def test_family_guidance_keeps_the_pitch_in_its_negative_branch(models):
+    """``guidance="family"``: guided logits are ``(1 + t) * cond - t * l(pitch, no family)``."""
+    cfg, tok, ar = models
+    idx, guided = sample_tokens(ar, tok, PITCH, FAMILY, cfg_scale=3.0, seed=0, return_logits=True,
+                                guidance="family")
+    tf = tok.teacher_forcing_inputs(idx)
+    null_family = torch.full_like(FAMILY, ar.condition.null_family)
+    with torch.no_grad():
+        cond, pitch_only = ar(PITCH, FAMILY, tf), ar(PITCH, null_family, tf)
+        joint_null = ar(*ar.condition.null(len(PITCH), PITCH.device), tf)
+    K = len(ar.scales)
+    for k in range(1, K):
+        sl, t = ar.scale_slice(k), 3.0 * k / (K - 1)
+        assert torch.allclose(guided[k], (1 + t) * cond[:, sl] - t * pitch_only[:, sl], atol=1e-4)
+        assert not torch.allclose(guided[k], (1 + t) * cond[:, sl] - t * joint_null[:, sl], atol=1e-4)
+
+
+def test_family_dropout_drops_the_family_alone():
+    cfg = get_config("smoke", {"ar.cond_dropout": 0.0, "ar.family_dropout": 0.5})
+    condition = NextScaleTransformer(cfg.ar, cfg.tokenizer).condition.train()
+    pitch, family = torch.full((4000,), 60), torch.full((4000,), 3)
+    torch.manual_seed(0)
+    kept = condition(pitch, family)
+    with torch.no_grad():
+        only_pitch = condition.eval()(pitch[:1], torch.tensor([condition.null_family]))
+        full = condition(pitch[:1], family[:1])
+    dropped = (kept - only_pitch).abs().amax(1) < 1e-6
+    assert 0.45 < dropped.float().mean() < 0.55                    # the family alone, half the time
+    assert ((kept[~dropped] - full).abs().amax(1) < 1e-6).all()     # otherwise both labels are kept
+
+
+@pytest.mark.parametrize("overrides, message", [({"ar.guidance": "pitch"}, "ar.guidance must be one of"),
+                                                ({"ar.family_dropout": 1.0}, "ar.family_dropout must be")])
+def test_bad_guidance_settings_are_refused(overrides, message):
+    from marslib.config import ConfigError
+    with pytest.raises(ConfigError, match=message):
+        get_config("smoke", overrides)

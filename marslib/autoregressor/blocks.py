@@ -102,7 +102,11 @@ class ClassCondition(nn.Module):
 
     Pitch index 128 and family index ``n_families`` are the null class; during
     training both labels are replaced by it with probability ``dropout`` (VAR's
-    10%), so one network learns both p(x | class) and p(x).
+    10%), so one network learns both p(x | class) and p(x).  With
+    ``family_dropout`` the family alone is dropped as well (ours), so it also
+    learns p(x | pitch): the negative branch of family-only guidance
+    (:meth:`negative`), which pushes toward the instrument without disturbing
+    the pitch, as InstructPix2Pix guides each of its two conditions on its own.
 
     Pitch is ordinal, so besides a per-pitch table (initialised at zero) it is
     embedded through sinusoidal features of the MIDI number, periods 2 to 128
@@ -111,9 +115,11 @@ class ClassCondition(nn.Module):
     examples per pitch.
     """
 
-    def __init__(self, width: int, n_families: int, dropout: float, n_frequencies: int = 8):
+    def __init__(self, width: int, n_families: int, dropout: float, n_frequencies: int = 8,
+                 family_dropout: float = 0.0):
         super().__init__()
         self.null_pitch, self.null_family, self.dropout = 128, n_families, dropout
+        self.family_dropout = family_dropout
         periods = 2.0 ** torch.linspace(1, 7, n_frequencies)        # 2 .. 128 semitones
         self.register_buffer("omega", 2 * torch.pi / periods, persistent=False)
         self.pitch_features = nn.Linear(2 * n_frequencies, width)
@@ -128,6 +134,9 @@ class ClassCondition(nn.Module):
             drop = torch.rand(pitch_B.shape, device=pitch_B.device) < self.dropout
             pitch_B = torch.where(drop, self.null_pitch, pitch_B)
             family_B = torch.where(drop, self.null_family, family_B)
+        if self.training and self.family_dropout > 0:
+            drop = torch.rand(family_B.shape, device=family_B.device) < self.family_dropout
+            family_B = torch.where(drop, self.null_family, family_B)
         angle = pitch_B[:, None].float() * self.omega                          # (B, n_frequencies)
         sinusoids = self.pitch_features(torch.cat([angle.sin(), angle.cos()], dim=1))
         sinusoids = sinusoids * (pitch_B != self.null_pitch)[:, None]          # the null class has none
@@ -137,6 +146,12 @@ class ClassCondition(nn.Module):
         """Labels of the null class, ``(B,)`` each."""
         return (torch.full((batch,), self.null_pitch, device=device),
                 torch.full((batch,), self.null_family, device=device))
+
+    def negative(self, pitch_B: torch.Tensor, family_B: torch.Tensor, guidance: str = "joint"
+                 ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Labels of guidance's negative branch: ``"joint"`` drops both (VAR), ``"family"`` the family only."""
+        null_p, null_f = self.null(pitch_B.shape[0], pitch_B.device)
+        return (null_p if guidance == "joint" else pitch_B), null_f
 
 
 def sample_logits(logits_BlV: torch.Tensor, temperature: float = 1.0, top_k: int = 0, top_p: float = 0.0,

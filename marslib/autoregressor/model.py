@@ -44,7 +44,8 @@ class NextScaleTransformer(nn.Module):
         self.lengths = [h * w for h, w in self.scales]
         self.L, self.first_l, self.V = sum(self.lengths), self.lengths[0], tok.codebook_size
         c, std = ar.width, (1 / (3 * ar.width)) ** 0.5
-        self.condition = ClassCondition(c, n_families, ar.cond_dropout)
+        self.condition = ClassCondition(c, n_families, ar.cond_dropout,
+                                        family_dropout=ar.family_dropout)
         self.pos_start = nn.Parameter(torch.randn(1, self.first_l, c) * std)
         self.word_embed = nn.Linear(tok.latent_dim, c)
         self.level_embed = nn.Embedding(len(self.scales), c)

@@ -30,7 +30,8 @@ class RasterTransformer(nn.Module):
         super().__init__()
         self.grid, self.L, self.V = tuple(grid), grid[0] * grid[1], codebook_size
         c, std = ar.width, (1 / (3 * ar.width)) ** 0.5
-        self.condition = ClassCondition(c, n_families, ar.cond_dropout)
+        self.condition = ClassCondition(c, n_families, ar.cond_dropout,
+                                        family_dropout=ar.family_dropout)
         self.token_embed = nn.Embedding(codebook_size, c)
         self.pos_embed = nn.Parameter(torch.randn(1, self.L, c) * std)
         self.blocks = nn.ModuleList(AdaLNBlock(c, ar.heads, i) for i in range(ar.depth))
@@ -58,17 +59,17 @@ class RasterTransformer(nn.Module):
     @torch.no_grad()
     def sample(self, pitch_B: torch.Tensor, family_B: torch.Tensor, cfg_scale: float = 2.0,
                temperature: float = 1.0, top_k: int = 0, top_p: float = 0.0, seed: int = 0,
-               progress: bool = False) -> torch.Tensor:
+               progress: bool = False, guidance: str = "joint") -> torch.Tensor:
         """KV-cached sampling, one token per pass: returns the token map ``(B, h, w)``."""
-        check_sampling(temperature, top_k, top_p, cfg_scale)  # before any work
+        check_sampling(temperature, top_k, top_p, cfg_scale, guidance=guidance)  # before any work
         self.eval()
         device = self.pos_embed.device
         pitch_B, family_B = pitch_B.to(device), family_B.to(device)
         check_labels(pitch_B, family_B, self.condition.null_family)
         b, guided = pitch_B.shape[0], cfg_scale != 0
         if guided:
-            null_p, null_f = self.condition.null(b, device)
-            pitch_B, family_B = torch.cat([pitch_B, null_p]), torch.cat([family_B, null_f])
+            neg_p, neg_f = self.condition.negative(pitch_B, family_B, guidance)
+            pitch_B, family_B = torch.cat([pitch_B, neg_p]), torch.cat([family_B, neg_f])
         cond = self.condition(pitch_B, family_B)
         gen = torch.Generator(device=device).manual_seed(seed)
         cache = KVCache(len(self.blocks))

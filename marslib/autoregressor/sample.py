@@ -7,7 +7,10 @@ block-causal mask instead (slower, same logits: a test checks it).
 Classifier-free guidance mixes conditional and unconditional logits,
 ``(1 + t) * cond - t * uncond``, with ``t`` ramping linearly from 0 at the
 first scale to ``cfg_scale`` at the last (VAR): coarse structure is sampled
-freely, fine detail is pushed toward the class.  Defined in notebook 03.
+freely, fine detail is pushed toward the class.  ``guidance="family"`` takes the
+unconditional branch with the pitch kept and only the family dropped, so the push
+is toward the instrument alone (needs a model trained with ``ar.family_dropout``).
+Defined in notebook 03.
 """
 
 from __future__ import annotations
@@ -37,7 +40,7 @@ def check_labels(pitch_B: torch.Tensor, family_B: torch.Tensor, n_families: int)
 def sample_tokens(model: NextScaleTransformer, tokenizer: Tokenizer, pitch_B: torch.Tensor,
                   family_B: torch.Tensor, cfg_scale: float = 2.0, temperature: float = 1.0, top_k: int = 0,
                   top_p: float = 0.0, seed: int = 0, use_cache: bool = True, progress: bool = False,
-                  return_logits: bool = False):
+                  return_logits: bool = False, guidance: str = "joint"):
     """Generate token maps ``[K x (B, h_k, w_k)]`` for the given labels.
 
     With ``return_logits`` also returns the guided logits of every scale
@@ -45,7 +48,7 @@ def sample_tokens(model: NextScaleTransformer, tokenizer: Tokenizer, pitch_B: to
     (``temperature <= 0``, ``top_k < 0``, ``top_p`` outside [0, 1], ``cfg_scale < 0``)
     raise ``ConfigError`` before any work.
     """
-    check_sampling(temperature, top_k, top_p, cfg_scale)
+    check_sampling(temperature, top_k, top_p, cfg_scale, guidance=guidance)
     q = tokenizer.quantizer
     if q.scales != model.scales or q.V != model.V:
         raise ValueError(f"tokenizer scales/codebook {q.scales}/{q.V} do not match the "
@@ -55,9 +58,9 @@ def sample_tokens(model: NextScaleTransformer, tokenizer: Tokenizer, pitch_B: to
     pitch_B, family_B = pitch_B.to(device), family_B.to(device)
     check_labels(pitch_B, family_B, model.condition.null_family)
     b, guided = pitch_B.shape[0], cfg_scale != 0
-    if guided:  # one batch of 2B: conditional rows first, then the null class
-        null_p, null_f = model.condition.null(b, device)
-        pitch_B, family_B = torch.cat([pitch_B, null_p]), torch.cat([family_B, null_f])
+    if guided:  # one batch of 2B: conditional rows first, then the negative branch
+        neg_p, neg_f = model.condition.negative(pitch_B, family_B, guidance)
+        pitch_B, family_B = torch.cat([pitch_B, neg_p]), torch.cat([family_B, neg_f])
     cond = model.condition(pitch_B, family_B)
     gen = torch.Generator(device=device).manual_seed(seed)
     cache = KVCache(len(model.blocks)) if use_cache else None
