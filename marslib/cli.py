@@ -70,8 +70,10 @@ def _add_common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--profile", default="course", help=f"one of {', '.join(PROFILES)} (default: course)")
     p.add_argument("--seed", type=int, default=None, help="random seed (default: the profile's, 0)")
     p.add_argument("--device", default=None, help="cpu or cuda (default: the profile's)")
-    p.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE",
-                   help="override config fields the command uses, e.g. --set audio.n_fft=512 data.pitch_step=2")
+    # "extend": --set a=1 --set b=2 keeps both (the default "store" would silently keep only b=2)
+    p.add_argument("--set", nargs="*", action="extend", default=[], metavar="KEY=VALUE",
+                   help="override config fields the command uses, e.g. --set audio.n_fft=512 data.pitch_step=2 "
+                        "(repeatable)")
 
 
 def _command(args: argparse.Namespace) -> str:

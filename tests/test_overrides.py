@@ -165,3 +165,11 @@ def test_what_a_command_reads_it_accepts():
     check_uses("reproduce", ["tokenizer.scales", "ar.cfg_scale", "eval.baseline_budget"], seed=True, device=True)
     assert set(USES) >= {"data synth", "data info", "evaluate", "reproduce"} | {
         f"train {m}" for m in ("tokenizer", "ar", "raster", "truncation", "classifier")}
+
+
+def test_repeated_set_flags_all_count():
+    """``--set a=1 --set b=2`` keeps both (argparse's plain "store" would keep only the last)."""
+    from marslib.cli import build_parser
+    args = build_parser().parse_args(["train", "tokenizer", "--set", "tokenizer.downsample=2",
+                                      "--set", "tokenizer.time_downsample=8", "tokenizer.detail_weight=1"])
+    assert args.set == ["tokenizer.downsample=2", "tokenizer.time_downsample=8", "tokenizer.detail_weight=1"]
