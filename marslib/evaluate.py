@@ -542,7 +542,8 @@ def results_table(results: dict, level: str = "###") -> str:
                    "only when their intervals do not overlap.")
     settings = {json.dumps(row["sampling"]) for row in results["rows"].values() if "sampling" in row}
     for text in sorted(settings):
-        out.append("Generated rows sample with " + ", ".join(f"{k} {v:g}" for k, v in json.loads(text).items())
+        out.append("Generated rows sample with " + ", ".join(f"{k} {v:g}" if isinstance(v, (int, float)) else f"{k} {v}"
+                                                             for k, v in json.loads(text).items())
                    + " (top_k/top_p 0 = off).")
     return "\n".join(out) + "\n"
 

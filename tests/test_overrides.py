@@ -97,7 +97,7 @@ def test_guidance_scale_comes_from_the_evaluating_config(run, data_root):
     at2, at8 = make_clips("mars", cfg2, run, test), make_clips("mars", cfg8, run, test)
     assert not np.array_equal(at2.waves, at8.waves)  # the checkpoint says 2.0; 8.0 was asked for
     assert at2.sampling["cfg_scale"] == 2.0 and at8.sampling["cfg_scale"] == 8.0
-    assert at2.sampling == {"cfg_scale": 2.0, "temperature": 1.0, "top_k": 0, "top_p": 0.0}
+    assert at2.sampling == {"cfg_scale": 2.0, "temperature": 1.0, "top_k": 0, "top_p": 0.0, "guidance": "joint"}
     assert np.array_equal(at2.waves, make_clips("mars", cfg2, run, test).waves)
 
 
