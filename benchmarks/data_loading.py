@@ -55,7 +55,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import add_common_args, environment, markdown_table, setup, write_json  # noqa: E402
 
 from marslib.config import get_config  # noqa: E402
-from marslib.data.store import LABELS, RowStore, TensorRows, build_store  # noqa: E402
+from marslib.data.store import RowStore, TensorRows, build_store  # noqa: E402
 
 ARMS = ("store", "ram")
 SCALES = (1, 4, 16)
