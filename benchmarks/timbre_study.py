@@ -48,7 +48,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                                                           "(default: runs/<profile>)")
     p.add_argument("--profile", default="course", help="the run's profile (default: course)")
     p.add_argument("--data-dir", default=None, help="dataset folder (default: the profile's data.root)")
-    p.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE",
+    p.add_argument("--set", nargs="*", action="extend", default=[], metavar="KEY=VALUE",
                    help="config overrides, e.g. eval.max_conditions=50 ar.cfg_scale=4 (as `mars --set`)")
     p.add_argument("--seed", type=int, default=None, help="Griffin-Lim and sampling seed (default: the profile's)")
     p.add_argument("--no-crepe", action="store_true", help="skip FD CREPE (family accuracy only; faster)")
