@@ -291,7 +291,15 @@ TRAINING_CONFIG: dict[str, tuple[str, ...]] = {
     "raster": ("seed", "audio", "cmx", *_DATA, "tokenizer", *_AR_TRAINING, "train_ar"),
     "classifier": ("seed", "audio", *_DATA, "eval.classifier_channels", "eval.classifier_embed",
                    "train_classifier"),
+    # The comparison systems (marslib.baselines): each its own section, schedule included.
+    "ddsp": ("seed", "audio", *_DATA, "ddsp"),
+    "diffwave": ("seed", "audio", *_DATA, "diffwave"),
+    "wavenet_ae": ("seed", "audio", *_DATA, "wavenet_ae"),
 }
+# Where each kind's schedule (TrainConfig) lives in the config: its ``steps`` may grow on resume.
+TRAIN_SECTION = {"tokenizer": "train_tokenizer", "classifier": "train_classifier", "ar": "train_ar",
+                 "raster": "train_ar", "ddsp": "ddsp.train", "diffwave": "diffwave.train",
+                 "wavenet_ae": "wavenet_ae.train"}
 
 
 def _get(cfg: Config, dotted: str) -> Any:
@@ -303,11 +311,15 @@ def _get(cfg: Config, dotted: str) -> Any:
 
 def config_diff(saved: Config, wanted: Config, fields: tuple[str, ...], ignore: tuple[str, ...] = ()
                 ) -> list[str]:
-    """``["section.field: saved -> wanted", ...]`` for the ``fields`` (sections or fields) that differ."""
+    """``["section.field: saved -> wanted", ...]`` for the ``fields`` (sections or fields) that differ.
+
+    Sections are compared field by field, nested sections too (``ddsp.train.steps``).
+    """
     diff = []
     for name in fields:
         a, b = _get(saved, name), _get(wanted, name)
-        pairs = ([(f"{name}.{f.name}", getattr(a, f.name), getattr(b, f.name)) for f in dataclasses.fields(a)]
-                 if dataclasses.is_dataclass(a) else [(name, a, b)])
-        diff += [f"{key}: {x!r} -> {y!r}" for key, x, y in pairs if x != y and key not in ignore]
+        if dataclasses.is_dataclass(a):
+            diff += config_diff(saved, wanted, tuple(f"{name}.{f.name}" for f in dataclasses.fields(a)), ignore)
+        elif a != b and name not in ignore:
+            diff.append(f"{name}: {a!r} -> {b!r}")
     return diff

@@ -195,6 +195,55 @@ class TrainConfig:
     amp: bool = False               # mixed precision; honoured on CUDA only
 
 
+# --- the paper's comparison systems (marslib/baselines/, notebook 06) -------------------
+# Each is trained on waveforms by the one training loop; ``train`` is its schedule.  The
+# defaults are the course sizes (ours); the paper profile sets each system's published size.
+
+@dataclass
+class DDSPConfig:
+    """DDSP (Engel et al. 2020): harmonic plus filtered-noise synthesiser driven by a decoder."""
+
+    n_harmonics: int = 60           # harmonic oscillator bank (paper: 100)
+    n_noise_bands: int = 65         # filtered-noise magnitude bands (paper: 65)
+    hidden: int = 256               # decoder MLP / GRU width (paper: 512)
+    reverb: bool = False            # a learned impulse response after the synth (NSynth is dry)
+    loss_ffts: tuple[int, ...] = (2048, 1024, 512, 256, 128, 64)  # multi-scale spectral loss sizes
+    train: TrainConfig = field(default_factory=lambda: TrainConfig(
+        steps=1500, batch_size=16, lr=1e-3, warmup_steps=50, eval_every=250, checkpoint_every=250))
+
+
+@dataclass
+class DiffWaveConfig:
+    """DiffWave (Kong et al. 2021): a residual dilated-conv denoiser, here a spectrogram vocoder."""
+
+    residual_channels: int = 32     # C (paper: 64)
+    layers: int = 12                # residual layers (paper: 30)
+    dilation_cycle: int = 6         # dilations 1, 2, ..., 2^(cycle-1), repeated (paper: 10)
+    diffusion_steps: int = 50       # T of training (paper: 50, beta linear 1e-4 .. 0.05)
+    beta_end: float = 0.05
+    inference_betas: tuple[float, ...] = (0.0001, 0.001, 0.01, 0.05, 0.2, 0.5)  # fast 6-step schedule
+    crop_frames: int = 32           # spectrogram frames per training crop (x hop samples of audio)
+    train: TrainConfig = field(default_factory=lambda: TrainConfig(
+        steps=3000, batch_size=16, lr=2e-4, warmup_steps=50, eval_every=500, checkpoint_every=500))
+
+
+@dataclass
+class WaveNetAEConfig:
+    """The NSynth WaveNet autoencoder (Engel et al. 2017): temporal encoder + WaveNet decoder."""
+
+    channels: int = 32              # decoder residual channels (paper: 512)
+    layers: int = 10                # decoder layers (paper: 30)
+    dilation_cycle: int = 10        # dilations 1 .. 2^(cycle-1), repeated (paper: 10)
+    encoder_channels: int = 32      # encoder width (paper: 128)
+    encoder_layers: int = 10        # encoder layers (paper: 30)
+    embedding_dim: int = 16         # embedding channels (paper: 16)
+    embedding_hop: int = 512        # samples per embedding frame (paper: 512, 32 ms at 16 kHz)
+    quantization: int = 256         # mu-law classes of the decoder's output (paper: 256)
+    crop_samples: int = 4096        # samples per training crop
+    train: TrainConfig = field(default_factory=lambda: TrainConfig(
+        steps=2000, batch_size=8, lr=1e-3, warmup_steps=50, eval_every=500, checkpoint_every=500))
+
+
 @dataclass
 class Config:
     """Everything a run needs.  ``profile`` records which preset it started from."""
@@ -213,6 +262,9 @@ class Config:
     # The evaluation's classifier: 300 steps reach ~99 % held-out pitch accuracy in course (ours).
     train_classifier: TrainConfig = field(default_factory=lambda: TrainConfig(
         steps=300, batch_size=32, lr=1e-3, warmup_steps=30, eval_every=100, checkpoint_every=100))
+    ddsp: DDSPConfig = field(default_factory=DDSPConfig)
+    diffwave: DiffWaveConfig = field(default_factory=DiffWaveConfig)
+    wavenet_ae: WaveNetAEConfig = field(default_factory=WaveNetAEConfig)
 
     # --- derived sizes -------------------------------------------------------
     @property

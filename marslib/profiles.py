@@ -15,8 +15,8 @@ from __future__ import annotations
 
 import dataclasses
 
-from .config import (NSYNTH_VELOCITIES, ARConfig, AudioConfig, CMXConfig, Config, DataConfig, EvalConfig,
-                     TokenizerConfig, TrainConfig)
+from .config import (NSYNTH_VELOCITIES, ARConfig, AudioConfig, CMXConfig, Config, DataConfig, DDSPConfig,
+                     DiffWaveConfig, EvalConfig, TokenizerConfig, TrainConfig, WaveNetAEConfig)
 
 
 def _smoke() -> Config:
@@ -38,7 +38,18 @@ def _smoke() -> Config:
                         ndb_bins=5, kid_subset=20, kid_subsets=10),
         train_classifier=TrainConfig(steps=30, batch_size=8, lr=1e-3, warmup_steps=5, eval_every=15,
                                      checkpoint_every=15),
+        # The comparison systems (notebook 06): tiny, every code path.
+        ddsp=DDSPConfig(n_harmonics=16, n_noise_bands=17, hidden=32, loss_ffts=(512, 256, 128, 64),
+                        train=_smoke_schedule()),
+        diffwave=DiffWaveConfig(residual_channels=8, layers=4, dilation_cycle=2, crop_frames=16,
+                                train=_smoke_schedule()),
+        wavenet_ae=WaveNetAEConfig(channels=8, layers=4, dilation_cycle=4, encoder_channels=8, encoder_layers=4,
+                                   embedding_dim=4, embedding_hop=256, crop_samples=1024, train=_smoke_schedule()),
     )
+
+
+def _smoke_schedule() -> TrainConfig:
+    return TrainConfig(steps=20, batch_size=4, lr=1e-3, warmup_steps=5, eval_every=10, checkpoint_every=10)
 
 
 def _course() -> Config:
@@ -88,6 +99,17 @@ def _paper() -> Config:
         eval=EvalConfig(classifier_channels=64, classifier_embed=256, clips_per_condition=4),
         train_classifier=TrainConfig(steps=20_000, batch_size=64, lr=1e-3, warmup_steps=500,
                                      eval_every=1000, checkpoint_every=2000, amp=True),
+        # The comparison systems at their published sizes (schedules ours, for one GPU).
+        ddsp=DDSPConfig(n_harmonics=100, n_noise_bands=65, hidden=512,
+                        train=TrainConfig(steps=100_000, batch_size=32, lr=1e-3, warmup_steps=1000,
+                                          eval_every=5000, checkpoint_every=5000)),
+        diffwave=DiffWaveConfig(residual_channels=64, layers=30, dilation_cycle=10, crop_frames=62,
+                                train=TrainConfig(steps=200_000, batch_size=16, lr=2e-4, warmup_steps=1000,
+                                                  eval_every=5000, checkpoint_every=5000, amp=True)),
+        wavenet_ae=WaveNetAEConfig(channels=512, layers=30, dilation_cycle=10, encoder_channels=128,
+                                   encoder_layers=30, crop_samples=6144,
+                                   train=TrainConfig(steps=200_000, batch_size=32, lr=2e-4, warmup_steps=1000,
+                                                     eval_every=5000, checkpoint_every=5000, amp=True)),
     )
 
 

@@ -36,7 +36,7 @@ from torch import nn
 from torch.utils.data import DataLoader, Dataset
 from tqdm.auto import tqdm
 
-from .checkpoint import (TRAINING_CONFIG, CheckpointError, clear_checkpoints, config_diff, has_checkpoint,
+from .checkpoint import (TRAIN_SECTION, TRAINING_CONFIG, CheckpointError, clear_checkpoints, config_diff, has_checkpoint,
                          load_checkpoint, read_meta, save_checkpoint)
 from .config import Config, TrainConfig
 from .data.store import as_rows
@@ -181,7 +181,7 @@ def check_start(run_dir: str | Path, kind: str, cfg: Config, tcfg: TrainConfig, 
                                   f"or replace it with --overwrite")
         return False
     saved = read_meta(run_dir)
-    section = {"tokenizer": "train_tokenizer", "classifier": "train_classifier"}.get(kind, "train_ar")
+    section = TRAIN_SECTION.get(kind, "train_ar")
     fields = TRAINING_CONFIG.get(kind, ("seed", "audio", "cmx", "tokenizer", section))
     diff = config_diff(Config.from_dict(saved["config"]), cfg, fields, ignore=(f"{section}.steps",))
     diff += [f"{name} checkpoint: {saved.get('made_from', {}).get(name)} -> {sha}"

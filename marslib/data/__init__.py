@@ -7,14 +7,15 @@
     render.py        render_note / render_dataset / ensure_dataset  (NSynth folder format)
     importer.py      import_folder: your own sounds (subfolders = classes) in the same format
     nsynth.py        read_examples: examples.json + audio/*.wav, real NSynth or ours
-    dataset.py       feature_store / load_features -> X (N, C, F/r, T/r) + labels, on disk
+    dataset.py       feature_store / load_features -> X (N, C, F/r, T/r) + labels, on disk;
+                     wave_store -> waveforms (N, S), what the comparison systems train on
     store.py         the on-disk row store: built once, resumable, read lazily (bounded memory)
 
 Defined in notebook 01.
 """
 
 from .dataset import (cache_key, feature_cache_dir, feature_store, filter_report, load_clips, load_features,
-                      report_filters, require_clips, split_examples)
+                      report_filters, require_clips, split_examples, wave_store)
 from .instruments import (FAMILY_INSTRUMENTS, Instrument, instrument_for_program, instrument_str,
                           soundfont_path)
 from .nsynth import SPLITS, DatasetError, Example, dataset_classes, is_nsynth_root, read_examples, split_dir
@@ -28,4 +29,5 @@ __all__ = [
     "feature_store", "filter_report", "instrument_for_program", "instrument_str", "is_nsynth_root", "load_clips",
     "load_features", "plan_notes", "read_examples", "read_manifest", "render_dataset", "render_note",
     "report_filters", "require_clips", "soundfont_path", "split_by_class", "split_dir", "split_examples",
+    "wave_store",
 ]

@@ -161,14 +161,15 @@ def load_clips(cfg: Config, examples: list[Example]) -> np.ndarray:
     return np.stack([load_clip(cfg, ex) for ex in examples])
 
 
-def _feature_chunks(cfg: Config, examples: list[Example], start: int):
-    """Chunks of model inputs for :func:`~marslib.data.store.build_store`, from example ``start`` on.
+def _chunks(cfg: Config, examples: list[Example], start: int, to_rows, row_shape: tuple[int, ...], what: str):
+    """Chunks of rows for :func:`~marslib.data.store.build_store`, from example ``start`` on.
 
+    ``to_rows`` turns a batch of waveforms ``(n, clip_samples)`` into the store's rows.
     A note that cannot be read stops the build, naming the file, unless
     ``data.skip_bad_notes`` is set: then it is reported, left out, and recorded in
     the store's ``meta.json``.
     """
-    for begin in tqdm(range(start, len(examples), BATCH), desc="spectrograms", unit="batch",
+    for begin in tqdm(range(start, len(examples), BATCH), desc=what, unit="batch",
                       disable=len(examples) - start <= BATCH):
         chunk, waves, kept, skipped = examples[begin:begin + BATCH], [], [], []
         for ex in chunk:
@@ -180,12 +181,29 @@ def _feature_chunks(cfg: Config, examples: list[Example], start: int):
                     raise DatasetError(f"{err} (or set data.skip_bad_notes=True to skip such notes)") from err
                 print(f"skipping {ex.note_str}: {err}", flush=True)
                 skipped.append((ex.note_str, str(err)))
-        x = np.zeros((0, *cfg.input_shape), dtype=np.float32)
-        if waves:
-            spec_B1FT = waveform_to_input(torch.from_numpy(np.stack(waves)), cfg.audio)
-            x = to_model_input(spec_B1FT, cfg.cmx).contiguous().float().numpy()
+        x = to_rows(np.stack(waves)) if waves else np.zeros((0, *row_shape), dtype=np.float32)
         labels = np.array([[getattr(ex, name) for name in LABELS] for ex in kept], dtype=np.int64)
         yield begin + len(chunk), (x, labels.reshape(-1, len(LABELS)), [ex.note_str for ex in kept], skipped)
+
+
+def _model_inputs(cfg: Config):
+    def to_rows(waves: np.ndarray) -> np.ndarray:
+        spec_B1FT = waveform_to_input(torch.from_numpy(waves), cfg.audio)
+        return to_model_input(spec_B1FT, cfg.cmx).contiguous().float().numpy()
+    return to_rows
+
+
+def _store(cfg: Config, split: str, prefix: str, row_shape: tuple[int, ...], to_rows, what: str) -> RowStore:
+    report_filters(cfg, split)
+    require_clips(cfg, split, 1, f"the {split} split")
+    examples = split_examples(cfg, split)
+    path = feature_cache_dir(cfg) / f"{prefix}{split}-{cache_key(cfg, split, examples)}"
+    store = build_store(path, len(examples), row_shape, "float32",
+                        lambda start: _chunks(cfg, examples, start, to_rows, row_shape, what))
+    if not len(store):
+        raise DatasetError(f"every note of the {split} split of {cfg.data.root} was skipped as unreadable "
+                           f"(see {path / 'meta.json'})")
+    return store
 
 
 def feature_store(cfg: Config, split: str) -> RowStore:
@@ -196,16 +214,16 @@ def feature_store(cfg: Config, split: str) -> RowStore:
     ``note_str``.  Prints what the data filters kept; an empty selection is an
     error naming the filters.
     """
-    report_filters(cfg, split)
-    require_clips(cfg, split, 1, f"the {split} split")
-    examples = split_examples(cfg, split)
-    path = feature_cache_dir(cfg) / f"{split}-{cache_key(cfg, split, examples)}"
-    store = build_store(path, len(examples), cfg.input_shape, "float32",
-                        lambda start: _feature_chunks(cfg, examples, start))
-    if not len(store):
-        raise DatasetError(f"every note of the {split} split of {cfg.data.root} was skipped as unreadable "
-                           f"(see {path / 'meta.json'})")
-    return store
+    return _store(cfg, split, "", cfg.input_shape, _model_inputs(cfg), "spectrograms")
+
+
+def wave_store(cfg: Config, split: str) -> RowStore:
+    """The waveforms of a split, on disk, as :func:`feature_store` keeps model inputs.
+
+    Rows are ``(clip_samples,)`` float32 at ``audio.sample_rate``, the clips every
+    system is judged on; the comparison systems (:mod:`marslib.baselines`) train on them.
+    """
+    return _store(cfg, split, "waves-", (cfg.audio.clip_samples,), lambda w: w.astype(np.float32), "waveforms")
 
 
 def load_features(cfg: Config, split: str) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
