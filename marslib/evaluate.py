@@ -28,9 +28,11 @@ family confusion matrix (``confusion``): which timbre MARS renders recognisably.
 Rows, and what each tells (see :data:`SYSTEMS`): a *floor* (real notes of the same
 conditions drawn from the train split), two *ceilings* (what Griffin-Lim's lost
 phase costs; what the tokenizer's reconstruction costs), MARS itself, the raster
-baseline and the truncation arm of the ablation.
+baseline, the truncation arm of the ablation, and the paper's comparison systems
+(:data:`BASELINE_ROWS`: DDSP, DiffWave, the NSynth WaveNet autoencoder), each as a
+resynthesis of the held-out notes and, where the system can, as a generator.
 
-Results merge into ``<run>/evaluation/metrics.json`` (notebooks 04 and 05 add
+Results merge into ``<run>/evaluation/metrics.json`` (notebooks 04, 05 and 06 add
 rows) and ``table.md``; each row records the fingerprints of the checkpoints it
 came from, so a report can refuse stale numbers (:func:`check_fresh`), the
 :func:`marslib.provenance.provenance` of the command that scored it (commit, command,
@@ -68,10 +70,23 @@ SYSTEMS: dict[str, tuple[str, tuple[str, ...]]] = {
     "real_train": ("real train notes (floor)", ()),
     "griffin_lim": ("real → Griffin-Lim (phase ceiling)", ()),
     "tokenizer": ("MARS tokenizer (ceiling)", ("tokenizer",)),
+    "ddsp_resynth": ("DDSP resynthesis", ("ddsp",)),
+    "diffwave_resynth": ("DiffWave vocoder resynthesis", ("diffwave",)),
+    "wavenet_ae_resynth": ("NSynth WaveNet AE resynthesis", ("wavenet_ae",)),
     "mars": ("MARS, next-scale", ("tokenizer", "ar")),
+    "ddsp": ("DDSP, generated", ("ddsp",)),
+    "wavenet_ae": ("NSynth WaveNet AE, generated", ("wavenet_ae",)),
     "raster": ("raster next-token baseline", ("raster_tokenizer", "raster")),
     "truncation_tokenizer": ("truncation tokenizer (ceiling)", ("truncate/tokenizer",)),
     "truncation": ("truncation arm (ablation)", ("truncate/tokenizer", "truncate/ar")),
+}
+# The comparison systems' rows (marslib.baselines, notebook 06): row -> (system, use).  "resynth" puts
+# held-out notes through the system (beside the tokenizer's reconstruction); "generate" makes a
+# note for each held-out condition (beside MARS).
+BASELINE_ROWS: dict[str, tuple[str, str]] = {
+    "ddsp_resynth": ("ddsp", "resynth"), "diffwave_resynth": ("diffwave", "resynth"),
+    "wavenet_ae_resynth": ("wavenet_ae", "resynth"), "ddsp": ("ddsp", "generate"),
+    "wavenet_ae": ("wavenet_ae", "generate"),
 }
 TRAIN_BATCH = 256  # train spectrograms classified at a time by the judge (nearest-neighbour search)
 GENERATED = ("mars", "raster", "truncation")  # the rows a model samples (generated_clips)
@@ -216,6 +231,29 @@ def generated_clips(cfg: Config, run: Path, test: ClipSet, seed: int, system: st
     return ClipSet(system, torch.cat(waves).numpy(), pitch, family, prints, settings)
 
 
+def baseline_clips(cfg: Config, run: Path, test: ClipSet, seed: int, row: str) -> ClipSet:
+    """A comparison system's clips (:data:`BASELINE_ROWS`): held-out notes resynthesised, or
+    ``eval.clips_per_condition`` notes generated per held-out condition.
+
+    Generation gets, for each condition, the training note of its family at the nearest pitch
+    (:func:`real_train_clips`, the floor row's notes): what each system takes from it is in its module.
+    """
+    from .baselines import load_baseline, run_batched
+
+    name, use = BASELINE_ROWS[row]
+    prints = _fingerprints(run, (name,))
+    model = load_baseline(name, run / name, device=cfg.device)
+    check_families(model.cfg, cfg, run / name)
+    if use == "resynth":
+        waves = run_batched(model.resynthesise, test.waves, test.pitch, test.family, seed=seed, device=cfg.device)
+        return ClipSet(row, waves, test.pitch, test.family, prints)
+    reps = cfg.eval.clips_per_condition
+    reference = np.tile(real_train_clips(cfg, test).waves, (reps, 1))
+    pitch, family = np.tile(test.pitch, reps), np.tile(test.family, reps)
+    waves = run_batched(model.generate, pitch, family, reference, seed=seed, device=cfg.device)
+    return ClipSet(row, waves, pitch, family, prints)
+
+
 def make_clips(system: str, cfg: Config, run: Path, test: ClipSet) -> ClipSet:
     """The clip set of one row of :data:`SYSTEMS` (seeded per system: rows do not depend on order)."""
     if system not in SYSTEMS:
@@ -225,6 +263,8 @@ def make_clips(system: str, cfg: Config, run: Path, test: ClipSet) -> ClipSet:
         return real_train_clips(cfg, test)
     if system == "griffin_lim":
         return griffin_lim_clips(cfg, test, seed)
+    if system in BASELINE_ROWS:
+        return baseline_clips(cfg, run, test, seed, system)
     if system.endswith("tokenizer"):
         return tokenizer_clips(cfg, run, test, seed, arm="truncate" if system.startswith("truncation") else "")
     return generated_clips(cfg, run, test, seed, system)
@@ -429,6 +469,11 @@ def evaluate(cfg: Config, run: str | Path, systems: list[str] | None = None, pro
     if other:  # other sampling, other numbers: one table never mixes two settings
         print(f"dropping saved rows {', '.join(other)}: sampled with other settings than {settings}")
         results["rows"] = {k: row for k, row in results["rows"].items() if k not in other}
+    stale = [k for k, row in results["rows"].items()
+             if any(_current_sha(run, folder) != sha for folder, sha in row["checkpoints"].items())]
+    if stale:  # their checkpoints were deleted or retrained: the numbers describe nothing that exists
+        print(f"dropping saved rows {', '.join(stale)}: their checkpoints were deleted or retrained since")
+        results["rows"] = {k: row for k, row in results["rows"].items() if k not in stale}
     e = cfg.eval
     results["provenance"] = made = provenance(cfg)  # of this (the latest) evaluation; each row keeps its own
     results["config"] = cfg.to_dict()

@@ -5,7 +5,7 @@ Everything in the report is read from a run folder, never typed in:
 * ``<run>/evaluation/metrics.json`` (:func:`marslib.evaluate.evaluate`), checked
   against the checkpoints it came from (stale or deleted -> a clear error);
 * the ``results.json`` each notebook writes (01 CMX, 02 tokenizer, 03 sampling
-  speed, 05 ablation costs), where present;
+  speed, 05 ablation costs, 06 the comparison systems' training), where present;
 * ``marslib/paper_claims.json``: the paper's numbers where we know them, ``null``
   where we do not (most of them: only the abstract and introduction were available).
 
@@ -48,7 +48,15 @@ NOTEBOOK_FIGURES = (
     ("05_ablation_cmx_vs_truncation", "step_costs.png",
      "Cost of a tokenizer training step: full spectrogram vs CMX vs truncation (notebook 05)."),
     ("05_ablation_cmx_vs_truncation", "comparison.png", "CMX vs truncation, same judge (notebook 05)."),
+    ("06_baselines", "systems_spectrograms.png",
+     "The same held-out conditions from every system: real, MARS and the comparison systems (notebook 06)."),
 )
+
+# The paper's comparison systems: (generated row, resynthesis row, name in the claim).  A system
+# without a generated row (DiffWave here is a vocoder) is compared by resynthesis, against the
+# MARS tokenizer's reconstruction of the same held-out notes.
+COMPARISON = (("ddsp", "ddsp_resynth", "DDSP"), ("diffwave", "diffwave_resynth", "DiffWave"),
+              ("wavenet_ae", "wavenet_ae_resynth", "NSynth WaveNet AE"))
 
 
 def paper_claims() -> dict:
@@ -85,8 +93,14 @@ def _claims_table(results: dict, nb: dict[str, dict], paper: dict) -> list[str]:
         lines.append(f"| CMX vs truncation: FAD(CMX) − FAD(truncation) | "
                      f"+{paper['ablation']['fad_cmx_minus_truncation']} | {delta:+.2f} (FD on CREPE) | "
                      f"same token budget, notebook 05 |")
-    lines.append("| comparable or better than DiffWave, DDSP, NSynth | no numbers | not tested: "
-                 "baselines not reproduced | — |")
+    compared = comparison_directions(rows)
+    if compared:
+        cell = "; ".join(f"vs {name} ({what}): {text}" for name, what, text in compared)
+        lines.append(f"| comparable or better than DiffWave, DDSP, NSynth | no numbers | {_cell(cell)} | "
+                     f"the paper's 8 metrics, same held-out conditions, notebook 06 |")
+    else:
+        lines.append("| comparable or better than DiffWave, DDSP, NSynth | no numbers | not tested: "
+                     "no comparison system trained in this run (notebook 06) | — |")
     timing = nb.get("03", {}).get("timing")
     if timing:
         lines.append(f"| next-scale sampling is faster than raster (VAR's claim, not the paper's) | — | "
@@ -96,6 +110,44 @@ def _claims_table(results: dict, nb: dict[str, dict], paper: dict) -> list[str]:
 
 
 DIRECTED = [header.rstrip(" ↓↑") for header, _ in COLUMNS.values() if header[-1] in "↓↑"]
+
+
+def metric_direction(a: dict, b: dict, key: str) -> str:
+    """``"better"``, ``"worse"`` or ``"within noise"``: row ``a`` against row ``b`` on metric ``key``.
+
+    Within noise only where both rows carry 95 % intervals for it and they overlap; otherwise
+    the point values decide.
+    """
+    ia, ib = a.get("intervals", {}).get(key), b.get("intervals", {}).get(key)
+    if ia and ib and not intervals_separate(ia, ib):
+        return "within noise"
+    lower_better = COLUMNS[key][0].endswith("↓")
+    x, y = a["metrics"][key], b["metrics"][key]
+    return "within noise" if x == y else "better" if (x < y) == lower_better else "worse"
+
+
+def comparison_directions(rows: dict) -> list[tuple[str, str, str]]:
+    """For each comparison system in ``rows``: ``(name, what was compared, "better on k/8 (...); ...")``.
+
+    MARS's generated notes against the system's generated notes on the paper's eight metrics;
+    a system with no generated row, by resynthesis: the MARS tokenizer's reconstructions
+    against the system's, of the same held-out notes.
+    """
+    out = []
+    for generated, resynth, name in COMPARISON:
+        if generated in rows and "mars" in rows:
+            ours, theirs, what = rows["mars"], rows[generated], "generated notes"
+        elif resynth in rows and "tokenizer" in rows:
+            ours, theirs, what = rows["tokenizer"], rows[resynth], "resynthesis of held-out notes"
+        else:
+            continue
+        by: dict[str, list[str]] = {"better": [], "worse": [], "within noise": []}
+        for label, key in PAPER_METRICS.items():
+            by[metric_direction(ours, theirs, key)].append(label)
+        n = len(PAPER_METRICS)
+        text = "; ".join(f"{k} on {len(v)}/{n} ({', '.join(v)})" for k, v in by.items() if v)
+        out.append((name, what, f"MARS {text}"))
+    return out
 
 
 def _wins(a: dict, b: dict) -> list[str]:
@@ -151,6 +203,8 @@ def _headlines(results: dict, baseline_budget: float) -> list[str]:
             out.append(f"- MARS beats {what} on {len(wins)} of {len(DIRECTED)} metrics"
                        + (f" (ties or losses: {', '.join(losses)})." if losses else ".")
                        + real_differences(mars, rows[other], "MARS", other))
+    for name, what, text in comparison_directions(rows):
+        out.append(f"- Against {name} ({what}, notebook 06): {text}.")
     if "tokenizer" in rows:
         tok = rows["tokenizer"]
         fd = lambda row: with_interval(row, "fd_crepe", "{:.1f}")  # noqa: E731
@@ -177,13 +231,16 @@ def cfg_grid(nb03: dict) -> str:
 
 
 def _metrics_table(results: dict, paper: dict) -> list[str]:
-    lines = ["| metric | paper (MARS) | ours (MARS) | our floor (real vs real) | note |", "|---|---|---|---|---|"]
     rows = results["rows"]
+    others = [(row, name) for row, _, name in COMPARISON if row in rows]  # the systems' generated notes
+    lines = ["| metric | paper (MARS) | ours (MARS) | " + "".join(f"{name} | " for _, name in others)
+             + "our floor (real vs real) | note |", "|---" * (5 + len(others)) + "|"]
     for name, key in PAPER_METRICS.items():
         ours = rows["mars"]["metrics"][key]
         floor = rows.get("real_train", {}).get("metrics", {}).get(key)
         note = "FD on CREPE embeddings, not VGGish" if name == "FAD" else ""
-        lines.append(f"| {name} | {_fmt(paper['metrics'][name])} | {ours:.4g} | "
+        theirs = "".join(f"{rows[row]['metrics'][key]:.4g} | " for row, _ in others)
+        lines.append(f"| {name} | {_fmt(paper['metrics'][name])} | {ours:.4g} | {theirs}"
                      f"{'' if floor is None else f'{floor:.4g}'} | {note} |")
     return lines
 
@@ -222,9 +279,12 @@ DIFFERENCES = """\
   row's clips are that classifier's own training clips, which flatters it on the classifier
   columns (accuracies, PIS / IIS). KID uses the standard cubic kernel on unnormalised
   embeddings, so its scale differs per embedding: compare values within a column only.
-- **Baselines.** DiffWave, DDSP and the NSynth autoencoder are not reproduced. We report
-  instead a floor (real vs real), two ceilings (Griffin-Lim phase loss, the tokenizer) and
-  a raster next-token baseline over a single-scale tokenizer.
+- **Baselines.** DiffWave, DDSP and the NSynth WaveNet autoencoder are our own compact
+  implementations, written from their papers (`marslib/baselines/`, notebook 06) and
+  trained on the same data with the profile's budget, far below their published training;
+  DiffWave is a vocoder of our spectrogram, so it is compared by resynthesis. Beside them:
+  a floor (real vs real), two ceilings (Griffin-Lim phase loss, the tokenizer) and a raster
+  next-token baseline over a single-scale tokenizer.
 - **Truncation.** We read the paper's "cropping the spectrogram to the target size" as
   keeping the `F/r × T/r` low-frequency, early-time corner, so both arms get the same
   token budget.
@@ -232,7 +292,8 @@ DIFFERENCES = """\
 
 
 # Checkpoints whose provenance the report lists (folder relative to the run).
-PROVENANCE_CHECKPOINTS = ("tokenizer", "ar", "classifier", "raster", "truncate/ar")
+PROVENANCE_CHECKPOINTS = ("tokenizer", "ar", "classifier", "raster", "truncate/ar", "ddsp", "diffwave",
+                          "wavenet_ae")
 
 
 def _cell(text: str) -> str:

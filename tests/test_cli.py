@@ -29,8 +29,9 @@ HELP = {  # every command (and command group), with options its usage must name
     ("data", "synth"): COMMON + ["--root", "--overwrite"],
     ("data", "info"): COMMON + ["--root"],
     ("data", "import"): COMMON + ["--out", "--seconds", "--min-seconds", "--velocity", "--no-normalize", "--overwrite"],
-    ("train",): ["tokenizer", "ar", "raster", "truncation", "classifier"],
-    **{("train", model): TRAIN for model in ("tokenizer", "ar", "raster", "truncation", "classifier")},
+    ("train",): ["tokenizer", "ar", "raster", "truncation", "classifier", "ddsp", "diffwave", "wavenet_ae"],
+    **{("train", model): TRAIN for model in ("tokenizer", "ar", "raster", "truncation", "classifier", "ddsp",
+                                             "diffwave", "wavenet_ae")},
     ("sample",): ["--checkpoint", "--pitch", "--family", "--n", "--out", "--cfg", "--temperature", "--top-k",
                   "--top-p", "--seed", "--device"],
     ("evaluate",): COMMON + ["--run", "--data-dir", "--systems", "--train-classifier"],
@@ -108,3 +109,23 @@ def test_train_writes_only_where_it_is_told(tmp_path, monkeypatch, repo_untouche
                  "train_tokenizer.eval_every=2", "train_tokenizer.checkpoint_every=2"]) == 0
     assert has_checkpoint(tmp_path / "run" / "tokenizer")
     assert {p.name.split("-")[0] for p in (tmp_path / "cache").iterdir()} == {"train", "valid"}  # beside the data
+
+
+def test_evaluate_help_names_every_row_the_evaluation_knows():
+    from marslib.cli import EVALUATE_ROWS
+    from marslib.evaluate import SYSTEMS
+
+    assert EVALUATE_ROWS == tuple(SYSTEMS)
+
+
+def test_reproduce_runs_the_comparison_systems_only_when_asked(monkeypatch, tmp_path):
+    import marslib.notebooks as notebooks
+
+    ran = []
+    monkeypatch.setattr(notebooks, "execute_notebook", lambda src, *a, **k: ran.append(src.name[:2]))
+    data = ["--data-dir", str(tmp_path / "data"), "--out", str(tmp_path / "run"), "--profile", "smoke"]
+    assert main(["reproduce", *data]) == 0
+    assert ran == ["01", "02", "03", "04", "05"]
+    ran.clear()
+    assert main(["reproduce", *data, "--notebooks", "06"]) == 0
+    assert ran == ["06"]

@@ -80,7 +80,8 @@ def build(name: str, cfg: Config) -> torch.nn.Module:
 
 
 def fit_baseline(name: str, cfg: Config, run_dir: str | Path, resume: bool = False, overwrite: bool = False,
-                 stop_after: int | None = None, progress: bool = True) -> tuple[torch.nn.Module, dict]:
+                 stop_after: int | None = None, distributed: bool = False, progress: bool = True
+                 ) -> tuple[torch.nn.Module, dict]:
     """Train system ``name`` on the train split's waveforms, validating on valid.
 
     Checkpoints go to ``run_dir`` (e.g. ``runs/course/ddsp``); the schedule is
@@ -94,7 +95,7 @@ def fit_baseline(name: str, cfg: Config, run_dir: str | Path, resume: bool = Fal
     train_data, valid_data = wave_store(cfg, "train"), wave_store(cfg, "valid")
     model = build(name, cfg)
     history = train(model, cfg, tcfg, train_data, run_dir, name, valid_data=valid_data, resume=resume,
-                    overwrite=overwrite, stop_after=stop_after, progress=progress)
+                    overwrite=overwrite, stop_after=stop_after, distributed=distributed, progress=progress)
     return model.eval(), history
 
 
