@@ -19,8 +19,8 @@ ICLR 2020.  Their NSynth model without a latent ``z`` (their "RnnFcDecoder"), wh
   optionally a learned reverb (off in our profiles: NSynth notes are dry);
 * loss: the multi-scale spectral loss (:func:`common.multiscale_spectral_loss`).
 
-We do not need ``z``: with f0 from the label, loudness and family fix the timbre well
-enough for notes of one family (the paper's ``z`` helped most for unlabelled timbre).
+No latent ``z`` (the paper's MFCC encoder): timbre comes from the family embedding only,
+the same condition MARS gets, so ``generate`` needs no encoder of a reference's timbre.
 
 ``resynthesise`` takes loudness from the given audio; ``generate`` has no audio of the
 note to ask for, and DDSP has no model of loudness, so it takes the loudness envelope
