@@ -203,13 +203,13 @@ class TrainConfig:
 class DDSPConfig:
     """DDSP (Engel et al. 2020): harmonic plus filtered-noise synthesiser driven by a decoder."""
 
-    n_harmonics: int = 60           # harmonic oscillator bank (paper: 100)
+    n_harmonics: int = 30           # oscillator bank; 30 reach Nyquist from C4 (course's lowest) up (paper: 100)
     n_noise_bands: int = 65         # filtered-noise magnitude bands (paper: 65)
-    hidden: int = 256               # decoder MLP / GRU width (paper: 512)
+    hidden: int = 128               # decoder MLP / GRU width (paper: 512); 256 costs 1.5x per step
     reverb: bool = False            # a learned impulse response after the synth (NSynth is dry)
     loss_ffts: tuple[int, ...] = (2048, 1024, 512, 256, 128, 64)  # multi-scale spectral loss sizes
     train: TrainConfig = field(default_factory=lambda: TrainConfig(
-        steps=1500, batch_size=16, lr=1e-3, warmup_steps=50, eval_every=250, checkpoint_every=250))
+        steps=1200, batch_size=16, lr=1e-3, warmup_steps=50, eval_every=300, checkpoint_every=300))
 
 
 @dataclass
