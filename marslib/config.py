@@ -206,6 +206,8 @@ class DDSPConfig:
     n_harmonics: int = 30           # oscillator bank; 30 reach Nyquist from C4 (course's lowest) up (paper: 100)
     n_noise_bands: int = 65         # filtered-noise magnitude bands (paper: 65)
     hidden: int = 128               # decoder MLP / GRU width (paper: 512); 256 costs 1.5x per step
+    z_dim: int = 16                 # the autoencoder's latent z per frame, from MFCCs (paper: 16; 0 = none)
+    z_dropout: float = 0.3          # notes trained without their z (a learned "no z"): what generate uses
     reverb: bool = False            # a learned impulse response after the synth (NSynth is dry)
     loss_ffts: tuple[int, ...] = (2048, 1024, 512, 256, 128, 64)  # multi-scale spectral loss sizes
     train: TrainConfig = field(default_factory=lambda: TrainConfig(

@@ -93,3 +93,20 @@ def test_fit_then_load(tmp_path):
     loaded = load_baseline("ddsp", tmp_path / "ddsp", cfg)
     for a, b in zip(model.state_dict().values(), loaded.state_dict().values()):
         assert torch.equal(a, b)
+
+
+def test_resynthesis_hears_the_notes_z_and_generation_decodes_without_it(cfg):
+    from marslib.baselines.common import seeded_noise
+
+    model = build("ddsp", cfg).eval()
+    waves, labels = _batch(cfg)
+    p, f = labels["pitch"], labels["family"]
+    z = model.z_encoder(waves)
+    assert z.shape == (3, cfg.audio.n_frames, cfg.ddsp.z_dim)
+    resynth, generated = model.resynthesise(waves, p, f, seed=1), model.generate(p, f, waves, seed=1)
+    assert not torch.allclose(resynth, generated)  # the note's own z vs the learned "no z"
+    noise = seeded_noise(tuple(waves.shape), 1)
+    no_z = model.z_null.expand(3, cfg.audio.n_frames, -1)
+    expected = model.synthesise(p, f, model._loudness(waves), noise, no_z).clamp(-1, 1)
+    assert torch.allclose(generated, expected, atol=1e-6)  # generate: the reference's loudness, no z
+    assert torch.allclose(resynth, model.synthesise(p, f, model._loudness(waves), noise, z).clamp(-1, 1), atol=1e-6)
