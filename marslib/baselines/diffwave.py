@@ -88,17 +88,14 @@ class DiffWave(nn.Module):
         self.cfg, dw = cfg, cfg.diffwave
         c, embed = dw.residual_channels, 512
         self.hop = cfg.audio.hop_length
-        stride = int(round(math.sqrt(self.hop)))
-        if stride * stride != self.hop:
-            raise ValueError(f"the upsampler needs a square hop (64 = 8 x 8); got {self.hop}")
-        # Transposed convs (kernel 2*stride, padding stride/2): exactly stride x longer, frequency kept.
+        s1 = max(d for d in range(1, int(math.sqrt(self.hop)) + 1) if self.hop % d == 0)  # hop = s1 x s2
         # A learned linear map of the F = 128 linear bins to cond_bins bands at frame rate, where it
         # is cheap (the paper's condition is 80 mel bands, a fixed map): every layer's 1x1 conv
         # of the upsampled condition runs at the sample rate and costs cond_bins x 2C per sample.
         self.bands = nn.Conv1d(cfg.audio.n_bins, dw.cond_bins, 1)
-        self.upsample = nn.ModuleList(
-            nn.ConvTranspose2d(1, 1, (3, 2 * stride), stride=(1, stride), padding=(1, stride // 2))
-            for _ in range(2))
+        # Transposed convs (kernel 2s, padding s/2): exactly s x longer each, bands kept.
+        self.upsample = nn.ModuleList(nn.ConvTranspose2d(1, 1, (3, 2 * s), stride=(1, s), padding=(1, s // 2))
+                                      for s in (s1, self.hop // s1))
         self.embed = nn.Sequential(nn.Linear(128, embed), nn.SiLU(), nn.Linear(embed, embed), nn.SiLU())
         self.pitch_embed = nn.Embedding(128, embed)
         self.family_embed = nn.Embedding(len(cfg.data.family_vocabulary), embed)
