@@ -225,7 +225,7 @@ class DiffWaveConfig:
     cond_bins: int = 64             # learned bands of the spectrogram condition (paper: 80 mel bands)
     crop_frames: int = 32           # spectrogram frames per training crop (x hop samples of audio)
     train: TrainConfig = field(default_factory=lambda: TrainConfig(
-        steps=600, batch_size=16, lr=1e-3, warmup_steps=50, eval_every=300, checkpoint_every=100))
+        steps=1200, batch_size=16, lr=1e-3, warmup_steps=50, eval_every=300, checkpoint_every=100))
 
 
 @dataclass

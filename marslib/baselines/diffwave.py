@@ -16,13 +16,12 @@ fractional steps of fast sampling directly (the official code lerps a table: the
 
 What we chose:
 
-* Condition: the local condition is our normalised log-magnitude ``waveform_to_input``
-  ``(B, 1, F, T)``, mapped to ``cond_bins`` bands by a learned 1x1 conv (the paper: 80 mel
-  bands; cheaper per sample than 128 bins), upsampled to the sample rate by two transposed 2-D convs (hop 64 =
-  8 x 8; the paper's upsampler for hop 256 is 16 x 16, leaky ReLU 0.4), then a 1x1 conv
-  per layer.  It is the
-  same spectrogram MARS's tokenizer reconstructs; DiffWave learns the phase Griffin-Lim
-  guesses.  Family and pitch embeddings are added to the step embedding as global
+* Condition: our normalised log-magnitude ``waveform_to_input`` ``(B, 1, F, T)``, the
+  same spectrogram MARS's tokenizer reconstructs (DiffWave learns the phase Griffin-Lim
+  guesses).  A learned 1x1 conv maps its F = 128 linear bins to ``cond_bins`` bands (the
+  paper conditions on 80 mel bands, a fixed map; fewer bands make every layer's per-sample
+  1x1 conv cheaper); two transposed 2-D convs bring them to the sample rate (hop 64 = 8 x 8;
+  the paper's hop 256 is 16 x 16; leaky ReLU 0.4), then a 1x1 conv per layer.  Family and pitch embeddings are added to the step embedding as global
   conditions: free (one vector per clip), and both are labels the evaluation supplies.
 * Training sees random crops of ``crop_frames`` frames and the matching
   ``crop_frames * hop`` samples; the spectrogram is computed on the full clip first, so a
