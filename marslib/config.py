@@ -224,9 +224,10 @@ class DiffWaveConfig:
     diffusion_steps: int = 50       # T of training (paper: 50, beta linear 1e-4 .. 0.05)
     beta_end: float = 0.05
     inference_betas: tuple[float, ...] = (0.0001, 0.001, 0.01, 0.05, 0.2, 0.5)  # fast 6-step schedule
+    cond_bins: int = 64             # learned bands of the spectrogram condition (paper: 80 mel bands)
     crop_frames: int = 32           # spectrogram frames per training crop (x hop samples of audio)
     train: TrainConfig = field(default_factory=lambda: TrainConfig(
-        steps=3000, batch_size=16, lr=2e-4, warmup_steps=50, eval_every=500, checkpoint_every=500))
+        steps=1200, batch_size=16, lr=1e-3, warmup_steps=50, eval_every=300, checkpoint_every=100))
 
 
 @dataclass

@@ -41,7 +41,7 @@ def _smoke() -> Config:
         # The comparison systems (notebook 06): tiny, every code path.
         ddsp=DDSPConfig(n_harmonics=16, n_noise_bands=17, hidden=32, loss_ffts=(512, 256, 128, 64),
                         train=_smoke_schedule()),
-        diffwave=DiffWaveConfig(residual_channels=8, layers=4, dilation_cycle=2, crop_frames=16,
+        diffwave=DiffWaveConfig(residual_channels=8, layers=4, dilation_cycle=2, cond_bins=8, crop_frames=16,
                                 train=_smoke_schedule()),
         wavenet_ae=WaveNetAEConfig(channels=8, layers=4, dilation_cycle=4, encoder_channels=8, encoder_layers=4,
                                    embedding_dim=4, embedding_hop=256, crop_samples=1024, train=_smoke_schedule()),
@@ -103,7 +103,7 @@ def _paper() -> Config:
         ddsp=DDSPConfig(n_harmonics=100, n_noise_bands=65, hidden=512,
                         train=TrainConfig(steps=100_000, batch_size=32, lr=1e-3, warmup_steps=1000,
                                           eval_every=5000, checkpoint_every=5000)),
-        diffwave=DiffWaveConfig(residual_channels=64, layers=30, dilation_cycle=10, crop_frames=62,
+        diffwave=DiffWaveConfig(residual_channels=64, layers=30, dilation_cycle=10, cond_bins=80, crop_frames=62,
                                 train=TrainConfig(steps=200_000, batch_size=16, lr=2e-4, warmup_steps=1000,
                                                   eval_every=5000, checkpoint_every=5000, amp=True)),
         wavenet_ae=WaveNetAEConfig(channels=512, layers=30, dilation_cycle=10, encoder_channels=128,
