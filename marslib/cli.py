@@ -68,11 +68,11 @@ USES: dict[str, tuple[str, ...]] = {
                                     "train_classifier", *AR_SAMPLING),
     "reproduce": ("*",),  # everything the notebooks read
 }
-FLAGS = ("profile", "seed", "device")
+FLAGS = ("profile", "seed", "device")  # top-level fields with options of their own
 # The rows `mars evaluate --systems` knows, as marslib.evaluate.SYSTEMS lists them (spelled out here so that
 # --help needs no torch; tests/test_cli.py checks the two agree).
 EVALUATE_ROWS = ("real_train", "griffin_lim", "tokenizer", "ddsp_resynth", "diffwave_resynth", "wavenet_ae_resynth",
-                 "mars", "ddsp", "wavenet_ae", "raster", "truncation_tokenizer", "truncation")  # top-level fields with options of their own
+                 "mars", "ddsp", "wavenet_ae", "raster", "truncation_tokenizer", "truncation")
 
 
 def _add_common(p: argparse.ArgumentParser) -> None:

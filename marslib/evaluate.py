@@ -241,16 +241,18 @@ def baseline_clips(cfg: Config, run: Path, test: ClipSet, seed: int, row: str) -
     from .baselines import load_baseline, run_batched
 
     name, use = BASELINE_ROWS[row]
+    batch = 16 if cfg.device == "cpu" else 128  # the WaveNet samples one step per sample: wide batches on a GPU
     prints = _fingerprints(run, (name,))
     model = load_baseline(name, run / name, device=cfg.device)
     check_families(model.cfg, cfg, run / name)
     if use == "resynth":
-        waves = run_batched(model.resynthesise, test.waves, test.pitch, test.family, seed=seed, device=cfg.device)
+        waves = run_batched(model.resynthesise, test.waves, test.pitch, test.family, batch_size=batch, seed=seed,
+                            device=cfg.device)
         return ClipSet(row, waves, test.pitch, test.family, prints)
     reps = cfg.eval.clips_per_condition
     reference = np.tile(real_train_clips(cfg, test).waves, (reps, 1))
     pitch, family = np.tile(test.pitch, reps), np.tile(test.family, reps)
-    waves = run_batched(model.generate, pitch, family, reference, seed=seed, device=cfg.device)
+    waves = run_batched(model.generate, pitch, family, reference, batch_size=batch, seed=seed, device=cfg.device)
     return ClipSet(row, waves, pitch, family, prints)
 
 

@@ -42,14 +42,16 @@ def _smoke() -> Config:
         ddsp=DDSPConfig(n_harmonics=16, n_noise_bands=17, hidden=32, loss_ffts=(512, 256, 128, 64),
                         train=_smoke_schedule()),
         diffwave=DiffWaveConfig(residual_channels=8, layers=4, dilation_cycle=2, cond_bins=8, crop_frames=16,
-                                train=_smoke_schedule()),
+                                train=_smoke_schedule(steps=40, lr=5e-3)),
         wavenet_ae=WaveNetAEConfig(channels=8, layers=4, dilation_cycle=4, encoder_channels=8, encoder_layers=4,
-                                   embedding_dim=4, embedding_hop=256, crop_samples=1024, train=_smoke_schedule()),
+                                   embedding_dim=4, embedding_hop=256, crop_samples=1024,
+                                   train=_smoke_schedule(steps=60, lr=1e-2)),
     )
 
 
-def _smoke_schedule() -> TrainConfig:
-    return TrainConfig(steps=20, batch_size=4, lr=1e-3, warmup_steps=5, eval_every=10, checkpoint_every=10)
+def _smoke_schedule(steps: int = 20, lr: float = 1e-3) -> TrainConfig:
+    # Seconds each; the sample-level models need more steps and a larger rate to show they learn.
+    return TrainConfig(steps=steps, batch_size=4, lr=lr, warmup_steps=5, eval_every=10, checkpoint_every=10)
 
 
 def _course() -> Config:
@@ -146,6 +148,14 @@ def _gpu_ci() -> Config:
     cfg.eval = EvalConfig(max_conditions=96, baseline_budget=0.25)
     cfg.train_classifier = TrainConfig(steps=600, batch_size=32, lr=1e-3, warmup_steps=50, eval_every=200,
                                        checkpoint_every=200, amp=True)
+    # The comparison systems (notebook 06): DDSP and DiffWave at their published sizes, a narrower WaveNet
+    # (its sampler takes one sequential step per sample: 65,536 per 4 s clip), 2,000 steps each.
+    short = TrainConfig(steps=2000, batch_size=16, lr=3e-4, warmup_steps=100, eval_every=500, checkpoint_every=500,
+                        amp=True)
+    cfg.ddsp.train = dataclasses.replace(short, lr=1e-3, amp=False)  # the synthesiser's float64 phase: keep fp32
+    cfg.diffwave.train = dataclasses.replace(short)
+    cfg.wavenet_ae = dataclasses.replace(cfg.wavenet_ae, channels=128, layers=20, encoder_channels=64,
+                                         encoder_layers=20, train=dataclasses.replace(short))
     return cfg
 
 

@@ -36,8 +36,8 @@ from torch import nn
 from torch.utils.data import DataLoader, Dataset
 from tqdm.auto import tqdm
 
-from .checkpoint import (TRAIN_SECTION, TRAINING_CONFIG, CheckpointError, clear_checkpoints, config_diff, has_checkpoint,
-                         load_checkpoint, read_meta, save_checkpoint)
+from .checkpoint import (TRAIN_SECTION, TRAINING_CONFIG, CheckpointError, clear_checkpoints, config_diff,
+                         has_checkpoint, load_checkpoint, read_meta, save_checkpoint)
 from .config import Config, TrainConfig
 from .data.store import as_rows
 from .runtime import atomic_write, init_distributed, resolve_device

@@ -16,6 +16,7 @@ from marslib.ablation import (REPRESENTATIONS, TRUNCATE_DIR, baseline_config, re
                               truncation_config)
 from marslib.autoregressor import NextScaleTransformer, RasterTransformer
 from marslib.autoregressor.training import raster_config, tokenizer_fingerprint
+from marslib.baselines import BASELINES, build
 from marslib.checkpoint import CheckpointError, save_checkpoint
 from marslib.cli import main
 from marslib.config import ConfigError, get_config
@@ -44,6 +45,8 @@ def _save_models(run, cfg, seed=0):
     save_checkpoint(run / TRUNCATE_DIR / "tokenizer", Tokenizer(tcfg), tcfg, "tokenizer", 1)
     save_checkpoint(run / TRUNCATE_DIR / "ar", NextScaleTransformer(tcfg.ar, tcfg.tokenizer), tcfg, "ar", 1,
                     made_from=tokenizer_fingerprint(run / TRUNCATE_DIR / "tokenizer"))
+    for name in BASELINES:  # the paper's comparison systems
+        save_checkpoint(run / name, build(name, cfg), cfg, name, 1)
 
 
 @pytest.fixture(scope="module")
@@ -124,6 +127,12 @@ def test_same_seed_same_numbers_and_deleting_a_checkpoint_changes_them(evaluated
     shutil.rmtree(copy / "raster")
     with pytest.raises(CheckpointError, match="raster"):
         evaluate(cfg, copy, systems=["raster"], progress=False)
+    assert "raster" not in evaluate(cfg, copy, systems=["griffin_lim"], progress=False)["rows"]  # its row goes
+    shutil.rmtree(copy / "ddsp")
+    with pytest.raises(CheckpointError, match="ddsp"):
+        evaluate(cfg, copy, systems=["ddsp_resynth"], progress=False)
+    again = evaluate(cfg, copy, systems=["griffin_lim"], progress=False)["rows"]
+    assert not {"ddsp", "ddsp_resynth"} & set(again) and "wavenet_ae" in again  # deleting a system drops its rows
     shutil.rmtree(copy / "evaluation")
     assert "raster" not in evaluate(cfg, copy, systems=None, progress=False)["rows"]
     shutil.rmtree(copy / "ar")
@@ -185,6 +194,13 @@ def test_report_is_computed_from_the_run(evaluated, tmp_path):
                             ("tokenizer", "classifier_family_acc", "{:.0%}"), ("tokenizer", "fd_crepe", "{:.1f}")):
         assert with_interval(rows[name], key, spec) in headlines, (name, key)
     assert INTERVAL_RULE in headlines and "within noise" in headlines
+    # the paper's comparison: filled from the comparison systems' rows, per metric, never "not tested"
+    claim = next(line for line in text.splitlines() if line.startswith("| comparable or better than DiffWave"))
+    assert "vs DDSP (generated notes): MARS" in claim and "vs NSynth WaveNet AE (generated notes)" in claim
+    assert "vs DiffWave (resynthesis of held-out notes)" in claim and "not tested" not in claim
+    assert "| metric | paper (MARS) | ours (MARS) | DDSP | NSynth WaveNet AE |" in text
+    for label in ("DDSP resynthesis", "DiffWave vocoder resynthesis", "NSynth WaveNet AE, generated"):
+        assert f"| {label} |" in text, label
 
 
 def test_cli_evaluate_and_report(evaluated, tmp_path, capsys, monkeypatch, repo_untouched):

@@ -211,6 +211,27 @@ def check_05(r: dict, out: Path) -> None:
     assert has_checkpoint(out.parent / "truncate" / "ar")
 
 
+def check_06(r: dict, out: Path) -> None:
+    from marslib.baselines import BASELINES
+    from marslib.evaluate import BASELINE_ROWS
+
+    smoke = get_config("smoke")
+    assert set(r["budgets"]) == set(BASELINES) == set(r["learning"])
+    for name, b in r["budgets"].items():
+        assert b["steps"] == getattr(smoke, name).train.steps and 0 < b["parameters"] < b["paper_parameters"]
+    assert set(BASELINE_ROWS) | {"mars", "tokenizer"} <= set(r["rows"])
+    for name, row in r["rows"].items():
+        assert all(v is not None and math.isfinite(v) for v in row.values()), (name, row)
+    assert {c["system"] for c in r["claims"]} == {"DDSP", "DiffWave", "NSynth WaveNet AE"}
+    assert all(c["directions"].startswith("MARS ") and "/8" in c["directions"] for c in r["claims"])
+    assert {"ddsp_controls.png", "diffwave_schedule.png", "wavenet_embedding.png", "training_curves.png",
+            "systems_spectrograms.png"} <= set(r["figures"])
+    metrics = json.loads((out.parent / "evaluation" / "metrics.json").read_text())
+    assert set(BASELINE_ROWS) | {"mars"} <= set(metrics["rows"])   # merged beside notebook 04's rows
+    for name in BASELINES:
+        assert has_checkpoint(out.parent / name)
+
+
 # --- did training learn? ------------------------------------------------------------
 # Each notebook also scores the weights its training started from ("untrained": same
 # seed, no step taken; marslib.runtime.initial_model).  Each criterion below must hold
@@ -277,8 +298,20 @@ def untrained_05(r: dict) -> dict:
                               for arm, m in r["learning"].items()}}
 
 
+def learning_06(r: dict) -> dict[str, bool]:
+    return {  # valid loss, trained vs untrained: DDSP 11.0 vs 12.9; DiffWave 0.71 vs 0.95; WaveNet AE 5.17 vs 5.58 nats
+        f"{name}: valid loss <= 0.97 x untrained": m["valid_loss"] <= 0.97 * m["valid_loss_untrained"]
+        for name, m in r["learning"].items()}
+
+
+def untrained_06(r: dict) -> dict:
+    return {**r, "learning": {name: {**m, "valid_loss": m["valid_loss_untrained"]}
+                              for name, m in r["learning"].items()}}
+
+
 LEARNING = {"02_tokenizer": (learning_02, untrained_02), "03_next_scale_autoregression": (learning_03, untrained_03),
-            "04_evaluation": (learning_04, untrained_04), "05_ablation_cmx_vs_truncation": (learning_05, untrained_05)}
+            "04_evaluation": (learning_04, untrained_04), "05_ablation_cmx_vs_truncation": (learning_05, untrained_05),
+            "06_baselines": (learning_06, untrained_06)}
 
 
 def check_learning(stem: str, results: dict) -> None:
@@ -292,7 +325,7 @@ def check_learning(stem: str, results: dict) -> None:
 
 
 CHECKS = {"01_stft_and_cmx": check_01, "02_tokenizer": check_02, "03_next_scale_autoregression": check_03,
-          "04_evaluation": check_04, "05_ablation_cmx_vs_truncation": check_05}
+          "04_evaluation": check_04, "05_ablation_cmx_vs_truncation": check_05, "06_baselines": check_06}
 
 
 @pytest.fixture(scope="module")

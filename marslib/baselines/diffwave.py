@@ -21,8 +21,9 @@ What we chose:
   guesses).  A learned 1x1 conv maps its F = 128 linear bins to ``cond_bins`` bands (the
   paper conditions on 80 mel bands, a fixed map; fewer bands make every layer's per-sample
   1x1 conv cheaper); two transposed 2-D convs bring them to the sample rate (hop 64 = 8 x 8;
-  the paper's hop 256 is 16 x 16; leaky ReLU 0.4), then a 1x1 conv per layer.  Family and pitch embeddings are added to the step embedding as global
-  conditions: free (one vector per clip), and both are labels the evaluation supplies.
+  the paper's hop 256 is 16 x 16; leaky ReLU 0.4), then a 1x1 conv per layer.  Family and
+  pitch embeddings are added to the step embedding as global conditions: free (one vector
+  per clip), and both are labels the evaluation supplies.
 * Training sees random crops of ``crop_frames`` frames and the matching
   ``crop_frames * hop`` samples; the spectrogram is computed on the full clip first, so a
   crop's frames are exactly those of the whole note (frame ``t`` is centred on sample
