@@ -210,8 +210,10 @@ class DDSPConfig:
     z_dropout: float = 0.3          # notes trained without their z (a learned "no z"): what generate uses
     reverb: bool = False            # a learned impulse response after the synth (NSynth is dry)
     loss_ffts: tuple[int, ...] = (2048, 1024, 512, 256, 128, 64)  # multi-scale spectral loss sizes
+    # Course, measured on the 148 held-out notes: 1,800 steps take 11 min on 2 idle cores; resynthesis
+    # family 51 %, LSD 6.6 dB (1,200 steps: 49 %, 6.8 dB), pitch 99 % (CREPE).
     train: TrainConfig = field(default_factory=lambda: TrainConfig(
-        steps=1200, batch_size=16, lr=1e-3, warmup_steps=50, eval_every=300, checkpoint_every=300))
+        steps=1800, batch_size=16, lr=1e-3, warmup_steps=50, eval_every=300, checkpoint_every=300))
 
 
 @dataclass
