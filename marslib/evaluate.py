@@ -256,10 +256,17 @@ def baseline_clips(cfg: Config, run: Path, test: ClipSet, seed: int, row: str) -
     return ClipSet(row, waves, pitch, family, prints)
 
 
+def unknown_system(name: str) -> str:
+    """The error for a row name :data:`SYSTEMS` does not know; a comparison system's name points to its rows."""
+    rows = [row for row, (system, _) in BASELINE_ROWS.items() if system == name and row != name]
+    hint = f" (the rows of {name} are {', '.join(rows)})" if rows else ""
+    return f"unknown system {name!r}{hint}; choose from {', '.join(SYSTEMS)}"
+
+
 def make_clips(system: str, cfg: Config, run: Path, test: ClipSet) -> ClipSet:
     """The clip set of one row of :data:`SYSTEMS` (seeded per system: rows do not depend on order)."""
     if system not in SYSTEMS:
-        raise ValueError(f"unknown system {system!r}; choose from {', '.join(SYSTEMS)}")
+        raise ValueError(unknown_system(system))
     seed = cfg.seed * 100 + list(SYSTEMS).index(system)
     if system == "real_train":
         return real_train_clips(cfg, test)
@@ -459,7 +466,7 @@ def evaluate(cfg: Config, run: str | Path, systems: list[str] | None = None, pro
             _fingerprints(run, SYSTEMS["mars"][1])  # raises, naming the missing folder
     for name in systems:
         if name not in SYSTEMS:
-            raise ValueError(f"unknown system {name!r}; choose from {', '.join(SYSTEMS)}")
+            raise ValueError(unknown_system(name))
     test = test_clips(cfg)
     judge = Judge(cfg, run, test, progress)
     path = run / "evaluation" / "metrics.json"

@@ -145,6 +145,8 @@ def test_same_seed_same_numbers_and_deleting_a_checkpoint_changes_them(evaluated
         evaluate(cfg, copy, systems=["griffin_lim"], progress=False)
     with pytest.raises(ValueError, match="unknown system 'wavenet'"):
         evaluate(cfg, run, systems=["wavenet"], progress=False)
+    with pytest.raises(ValueError, match="unknown system 'diffwave' .the rows of diffwave are diffwave_resynth."):
+        evaluate(cfg, run, systems=["diffwave"], progress=False)
 
 
 def test_stale_results_are_refused(evaluated, tmp_path):
