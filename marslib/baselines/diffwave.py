@@ -52,7 +52,7 @@ from torch import nn
 
 from ..audio import waveform_to_input
 from ..config import Config
-from .common import seeded_noise
+from .common import random_crop, seeded_noise
 
 
 def step_embedding(t_B: torch.Tensor, dim: int = 128) -> torch.Tensor:
@@ -138,12 +138,10 @@ class DiffWave(nn.Module):
     def training_losses(self, batch):
         waves, labels = batch
         spec, k = self.spectrogram(waves), self.cfg.diffwave.crop_frames
-        # One aligned crop per clip: frames [f, f + k) and samples [f * hop, (f + k) * hop).
-        f0 = torch.randint(0, spec.shape[-1] - k + 1, (waves.shape[0],))
-        frames = (f0[:, None] + torch.arange(k)[None]).to(waves.device)
+        # One aligned crop per clip: samples [f * hop, (f + k) * hop) and frames [f, f + k).
+        x0, starts = random_crop(waves, k * self.hop, multiple=self.hop)
+        frames = (starts[:, None] // self.hop + torch.arange(k)[None]).to(waves.device)
         spec = spec.gather(2, frames[:, None].expand(-1, spec.shape[1], -1))
-        samples = (f0[:, None] * self.hop + torch.arange(k * self.hop)[None]).to(waves.device)
-        x0 = waves.gather(1, samples)
         t = torch.randint(0, len(self.alpha_bar), (waves.shape[0],), device=waves.device)
         noise = torch.randn_like(x0)
         abar = self.alpha_bar[t][:, None]
