@@ -146,6 +146,11 @@ def _current_sha(run: Path, folder: str) -> str | None:
     return read_meta(run / folder)["weights_sha"] if has_checkpoint(run / folder) else None
 
 
+def _checkpoints_unchanged(run: Path, row: dict) -> bool:
+    """Are the checkpoints a scored row came from still in ``run``, unchanged (same fingerprints)?"""
+    return all(_current_sha(run, folder) == sha for folder, sha in row["checkpoints"].items())
+
+
 def _fingerprints(run: Path, folders: tuple[str, ...]) -> dict[str, str]:
     out = {}
     for folder in folders:
@@ -478,8 +483,7 @@ def evaluate(cfg: Config, run: str | Path, systems: list[str] | None = None, pro
     if other:  # other sampling, other numbers: one table never mixes two settings
         print(f"dropping saved rows {', '.join(other)}: sampled with other settings than {settings}")
         results["rows"] = {k: row for k, row in results["rows"].items() if k not in other}
-    stale = [k for k, row in results["rows"].items()
-             if any(_current_sha(run, folder) != sha for folder, sha in row["checkpoints"].items())]
+    stale = [k for k, row in results["rows"].items() if not _checkpoints_unchanged(run, row)]
     if stale:  # their checkpoints were deleted or retrained: the numbers describe nothing that exists
         print(f"dropping saved rows {', '.join(stale)}: their checkpoints were deleted or retrained since")
         results["rows"] = {k: row for k, row in results["rows"].items() if k not in stale}
@@ -518,7 +522,7 @@ def fresh_rows(cfg: Config, run: str | Path) -> dict[str, dict]:
         return {}
     settings = sampling_settings(cfg)
     return {name: row for name, row in saved["rows"].items()
-            if all(_current_sha(run, folder) == sha for folder, sha in row["checkpoints"].items())
+            if _checkpoints_unchanged(run, row)
             and (name not in GENERATED or row.get("sampling") == settings)}
 
 

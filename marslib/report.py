@@ -26,6 +26,7 @@ import json
 import shutil
 from pathlib import Path
 
+from .baselines import BASELINES
 from .checkpoint import has_checkpoint, read_meta
 from .config import Config
 from .evaluate import COLUMNS, HEADLINE, check_fresh, results_table
@@ -52,11 +53,11 @@ NOTEBOOK_FIGURES = (
      "The same held-out conditions from every system: real, MARS and the comparison systems (notebook 06)."),
 )
 
-# The paper's comparison systems: (generated row, resynthesis row, name in the claim).  A system
-# without a generated row (DiffWave here is a vocoder) is compared by resynthesis, against the
-# MARS tokenizer's reconstruction of the same held-out notes.
-COMPARISON = (("ddsp", "ddsp_resynth", "DDSP"), ("diffwave", "diffwave_resynth", "DiffWave"),
-              ("wavenet_ae", "wavenet_ae_resynth", "NSynth WaveNet AE"))
+# The paper's comparison systems: (generated row, resynthesis row, name in the claim), as
+# marslib.evaluate.BASELINE_ROWS names their rows.  A system without a generated row (DiffWave here
+# is a vocoder) is compared by resynthesis, against the MARS tokenizer's reconstruction of the same
+# held-out notes.
+COMPARISON = tuple((name, f"{name}_resynth", label) for name, (_, _, label) in BASELINES.items())
 
 
 def paper_claims() -> dict:
@@ -168,15 +169,13 @@ def real_differences(a: dict, b: dict, name_a: str = "MARS", name_b: str = "it")
     (their 95 % intervals do not overlap) and those within noise, as a sentence ("" without intervals)."""
     real, noise = [], []
     for key in HEADLINE:
-        ia, ib = a.get("intervals", {}).get(key), b.get("intervals", {}).get(key)
-        if not (ia and ib):
+        if not (a.get("intervals", {}).get(key) and b.get("intervals", {}).get(key)):
             continue
-        header = COLUMNS[key][0]
-        if intervals_separate(ia, ib):
-            a_better = (a["metrics"][key] < b["metrics"][key]) == header.endswith("↓")
-            real.append(f"{header.rstrip(' ↓↑')} ({name_a if a_better else name_b} better)")
+        label, direction = COLUMNS[key][0].rstrip(" ↓↑"), metric_direction(a, b, key)
+        if direction == "within noise":
+            noise.append(label)
         else:
-            noise.append(header.rstrip(" ↓↑"))
+            real.append(f"{label} ({name_a if direction == 'better' else name_b} better)")
     if not real and not noise:
         return ""
     return (f" Real differences (95 % intervals apart): {', '.join(real) or 'none'}; "

@@ -92,7 +92,7 @@ sr = a.sample_rate
 save = FigureSaver(out)
 figures = save.names
 SYSTEMS = list(BASELINES)  # ddsp, diffwave, wavenet_ae
-NAMES = {"ddsp": "DDSP", "diffwave": "DiffWave", "wavenet_ae": "NSynth WaveNet AE"}
+NAMES = {name: label for name, (_, _, label) in BASELINES.items()}  # DDSP, DiffWave, NSynth WaveNet AE
 print(f"profile {cfg.profile!r}: {a.clip_seconds:.2f} s clips at {sr} Hz; run folder {run}")
 
 # %% [markdown]

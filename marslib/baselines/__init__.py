@@ -35,11 +35,11 @@ from ..config import Config
 from ..data import ensure_dataset, wave_store
 from ..train import check_start, train
 
-# name -> (module, class, what it is); checkpoints go to <run>/<name>
+# name -> (module, class, the name tables and the report give it); checkpoints go to <run>/<name>
 BASELINES: dict[str, tuple[str, str, str]] = {
-    "ddsp": ("ddsp", "DDSP", "DDSP: harmonic + filtered-noise synthesiser (Engel et al. 2020)"),
-    "diffwave": ("diffwave", "DiffWave", "DiffWave: diffusion vocoder (Kong et al. 2021)"),
-    "wavenet_ae": ("wavenet_ae", "WaveNetAutoencoder", "NSynth WaveNet autoencoder (Engel et al. 2017)"),
+    "ddsp": ("ddsp", "DDSP", "DDSP"),                                  # Engel et al. 2020
+    "diffwave": ("diffwave", "DiffWave", "DiffWave"),                  # Kong et al. 2021
+    "wavenet_ae": ("wavenet_ae", "WaveNetAutoencoder", "NSynth WaveNet AE"),  # Engel et al. 2017
 }
 
 
