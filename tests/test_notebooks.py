@@ -13,8 +13,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from marslib import lab
 from marslib.checkpoint import has_checkpoint
 from marslib.config import get_config
+from marslib.lab.edition import check_outcomes
 from marslib.notebooks import execute_notebook, notebook_sources, pair_in_sync
 from marslib.provenance import provenance_problems
 from marslib.widgets import stft_cmx_explorer
@@ -351,6 +353,9 @@ def test_notebook_runs_in_smoke_profile(source, run_dir, repo_untouched):
     executed = json.loads((run_dir / "notebooks" / f"{source.stem}.ipynb").read_text())
     assert any(c.get("outputs") for c in executed["cells"] if c["cell_type"] == "code")
     CHECKS[source.stem](results, out)
+    exercises = sorted(i for i, ex in lab.exercises().items() if ex.notebook == source.stem[:2])
+    outcomes = check_outcomes(run_dir / "notebooks" / f"{source.stem}.ipynb")
+    assert sorted(outcomes) == exercises and all(outcomes.values()), f"failed lab checks: {outcomes}"
     if source.stem in LEARNING:
         check_learning(source.stem, results)
     assert provenance_problems(results["run"]["provenance"]) == []

@@ -1,0 +1,7 @@
+"""Checks for notebook 01's exercises (see :mod:`marslib.lab`)."""
+
+from __future__ import annotations
+
+from . import Exercise, Wrong  # noqa: F401
+
+EXERCISES: list[Exercise] = []
