@@ -13,6 +13,10 @@
     mars report --run runs/course              the reproduction report -> reports/REPORT.md
     mars reproduce  --profile smoke --out runs/smoke   dataset + notebooks 01-05 + the report
     mars reproduce  --notebooks 06             the comparison systems, then the report again
+    mars run export runs/course course.tar.gz  hand out a trained run (models + evaluation)
+    mars run import course.tar.gz runs/course --profile course   checked, then unpacked: notebooks load, not train
+    mars lab list                              every exercise: id, title, notebook
+    mars lab student --out student/            the notebooks without their worked solutions
 
 Every command takes ``--profile``, ``--seed`` and ``--set key=value`` overrides
 (e.g. ``--set audio.n_fft=512 cmx.mode=truncate``).  ``--set`` accepts only the keys
@@ -360,6 +364,62 @@ def cmd_reproduce(args: argparse.Namespace) -> None:
         print(f"report written to {build_report(out, default_report_dir(cfg.profile, out))}")
 
 
+def cmd_run_export(args: argparse.Namespace) -> None:
+    from .runpack import export_run
+
+    t0 = time.time()
+    manifest = export_run(args.run_dir, args.bundle, with_notebooks=args.with_notebooks)
+    size = Path(args.bundle).stat().st_size
+    print(f"wrote {args.bundle} ({size / 1e6:.1f} MB, {len(manifest['files'])} files, profile "
+          f"{manifest['profile']!r}) in {time.time() - t0:.0f} s")
+    for folder, record in manifest["checkpoints"].items():
+        print(f"  {folder:20} {record['kind']:10} step {record['step']:>6}  weights {record['weights_sha']}")
+    if not args.with_notebooks:
+        print("  (notebook outputs left out; add --with-notebooks to carry them)")
+
+
+def cmd_run_import(args: argparse.Namespace) -> None:
+    from .runpack import import_run, notebook_readiness
+
+    result = import_run(args.bundle, args.run_dir, profile=args.profile, force=args.force)
+    manifest = result.manifest
+    if result.status == "unchanged":
+        print(f"{args.run_dir} already holds everything in {args.bundle}; nothing written")
+    else:
+        replaced = f" (replaced: {'; '.join(result.replaced)})" if result.replaced else ""
+        print(f"imported {args.bundle} into {args.run_dir}: {len(manifest['files'])} files, "
+              f"checkpoints {', '.join(manifest['checkpoints'])}{replaced}")
+    profile = args.profile or manifest["profile"]
+    ready = notebook_readiness(args.run_dir, get_config(profile))
+    print(f"notebooks with profile {profile!r} will load: {', '.join(f for f, why in ready.items() if why is None)}")
+    for folder, why in ready.items():
+        if why is not None:
+            print(f"  {folder}: {why}")
+
+
+def cmd_lab_list(args: argparse.Namespace) -> None:
+    from .lab import exercises
+    from .notebooks import notebook_sources
+
+    names = {src.name[:2]: src.stem for src in notebook_sources()}
+    table = exercises()
+    for ex in table.values():
+        print(f"{ex.id:6} {ex.title:44} {names.get(ex.notebook, ex.notebook)}")
+    print(f"{len(table)} exercises" if table else "no exercises yet")
+
+
+def cmd_lab_student(args: argparse.Namespace) -> None:
+    from .lab import exercises
+    from .lab.edition import write_student_edition
+
+    written = write_student_edition(args.out)
+    notebooks = sorted({p.stem for p in written})
+    print(f"wrote the student edition to {args.out}: {len(notebooks)} notebooks (.ipynb + .py), "
+          f"{len(exercises())} exercises with their solutions removed")
+    for path in written:
+        print(f"  {path}")
+
+
 # --- parser ------------------------------------------------------------------------
 
 def build_parser() -> argparse.ArgumentParser:
@@ -460,6 +520,39 @@ def build_parser() -> argparse.ArgumentParser:
                    help="only these notebook numbers, e.g. 01 03 (default: 01-05; 06, the paper's comparison "
                         "systems, runs when named: --notebooks 06)")
     p.set_defaults(func=cmd_reproduce)
+
+    runs = sub.add_parser("run", help="hand out a trained run: export it to a bundle, import it elsewhere"
+                          ).add_subparsers(dest="run_command", required=True)
+    p = runs.add_parser("export", help="pack a run's trained models and evaluation into a .tar.gz",
+                        description="Pack the newest checkpoint of every model in RUN_DIR, its evaluation "
+                                    "and a MANIFEST.json (profile, fingerprints, sha256 of every file) "
+                                    "into BUNDLE.")
+    p.add_argument("run_dir", metavar="RUN_DIR", help="trained run folder, e.g. runs/course")
+    p.add_argument("bundle", metavar="BUNDLE", help="the .tar.gz to write, e.g. course.tar.gz")
+    p.add_argument("--with-notebooks", action="store_true",
+                   help="also carry each notebook's outputs (NN_name/: results.json, figures) and the "
+                        "executed notebooks (notebooks/)")
+    p.set_defaults(func=cmd_run_export)
+    p = runs.add_parser("import", help="check a bundle, then unpack it into a run folder",
+                        description="Check BUNDLE (manifest, sha256 of every file, paths, checkpoint "
+                                    "fingerprints, profile) and unpack it into RUN_DIR; nothing is written "
+                                    "if any check fails.  Then `fit_*(..., resume=True)` in the notebooks "
+                                    "loads these models instead of training them.")
+    p.add_argument("bundle", metavar="BUNDLE", help="a bundle written by `mars run export`")
+    p.add_argument("run_dir", metavar="RUN_DIR", help="run folder to fill, e.g. runs/course (the notebooks' out_dir)")
+    p.add_argument("--profile", choices=tuple(PROFILES), default=None,
+                   help="refuse a bundle trained for another profile (default: accept the bundle's)")
+    p.add_argument("--force", action="store_true",
+                   help="replace checkpoints in RUN_DIR that differ from the bundle's (default: refuse)")
+    p.set_defaults(func=cmd_run_import)
+
+    lab = sub.add_parser("lab", help="the notebooks' exercises: list them, write the student edition"
+                         ).add_subparsers(dest="lab_command", required=True)
+    p = lab.add_parser("list", help="every exercise: id, title and its notebook")
+    p.set_defaults(func=cmd_lab_list)
+    p = lab.add_parser("student", help="write the notebooks without their worked solutions")
+    p.add_argument("--out", required=True, help="folder for the student edition (.ipynb + .py per notebook)")
+    p.set_defaults(func=cmd_lab_student)
     return parser
 
 
