@@ -531,6 +531,11 @@ def notebook_readiness(run_dir: str | Path, cfg) -> dict[str, str | None]:
         except CheckpointError as err:
             ready[folder] = f"refused: {err}"
             continue
-        step = read_meta(run_dir / folder)["step"]
-        ready[folder] = None if step >= tcfg.steps else f"unfinished: step {step} of {tcfg.steps}, training resumes"
+        meta = read_meta(run_dir / folder)
+        if "optimizer" not in meta:  # training resumes even a finished run: it loads the optimiser too
+            ready[folder] = "refused: saved without its optimiser state, so training cannot resume from it"
+        elif meta["step"] < tcfg.steps:
+            ready[folder] = f"unfinished: step {meta['step']} of {tcfg.steps}, training resumes"
+        else:
+            ready[folder] = None
     return ready

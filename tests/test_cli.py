@@ -23,7 +23,7 @@ def test_profiles(capsys):
 COMMON = ["--profile", "--seed", "--device", "--set"]
 TRAIN = COMMON + ["--out", "--data-dir", "--resume", "--overwrite", "--distributed"]
 HELP = {  # every command (and command group), with options its usage must name
-    (): ["profiles", "data", "train", "sample", "evaluate", "report", "reproduce"],
+    (): ["profiles", "data", "train", "sample", "evaluate", "report", "reproduce", "run", "lab"],
     ("profiles",): [],
     ("data",): ["synth", "info", "import"],
     ("data", "synth"): COMMON + ["--root", "--overwrite"],
@@ -37,6 +37,12 @@ HELP = {  # every command (and command group), with options its usage must name
     ("evaluate",): COMMON + ["--run", "--data-dir", "--systems", "--train-classifier"],
     ("report",): ["--run", "--out"],
     ("reproduce",): COMMON + ["--out", "--data-dir", "--notebooks"],
+    ("run",): ["export", "import"],
+    ("run", "export"): ["RUN_DIR", "BUNDLE", "--with-notebooks"],
+    ("run", "import"): ["BUNDLE", "RUN_DIR", "--profile", "--force"],
+    ("lab",): ["list", "student"],
+    ("lab", "list"): [],
+    ("lab", "student"): ["--out"],
 }
 
 
