@@ -335,8 +335,10 @@ def _differences(manifest: dict, run_dir: Path) -> tuple[list[str], bool]:
         if not path.is_file():
             complete = False
         elif path.stat().st_size != record["bytes"] or file_sha256(path) != record["sha256"]:
-            inside = next((f for f in manifest["checkpoints"] if name.startswith(f + "/")), None)
-            if inside is None:  # a checkpoint's own files are covered by its fingerprint above
+            complete = False
+            # A checkpoint folder's files (its history too) are judged by its weights above: the same
+            # weights with another history.json are the same model, rewritten without --force.
+            if not any(name.startswith(f + "/") for f in manifest["checkpoints"]):
                 differ.append(f"a different {name}")
     return differ, complete and not differ
 
@@ -484,8 +486,7 @@ def import_run(bundle_path: str | Path, run_dir: str | Path, profile: str | None
                     shutil.rmtree(staged, ignore_errors=True)
         except (tarfile.TarError, EOFError, zlib.error) as err:
             raise RunBundleError(f"cannot read bundle {bundle}: the archive is damaged ({err})") from err
-    return ImportResult(run_dir, manifest, "replaced" if differ else "imported",
-                        tuple(d for d in differ))
+    return ImportResult(run_dir, manifest, "replaced" if differ else "imported", tuple(differ))
 
 
 # ---------------------------------------------------------------------------

@@ -148,6 +148,11 @@ def test_a_damaged_bundle_is_refused_and_nothing_is_written(bundle, tmp_path):
         import_run(tampered, tmp_path / "run")
     assert _nothing_written(tmp_path, "run")
 
+    (tmp_path / "half.tar.gz").write_bytes(path.read_bytes()[:len(data) // 2])   # a download cut short
+    with pytest.raises(RunBundleError, match="damaged|corrupted|incomplete"):
+        import_run(tmp_path / "half.tar.gz", tmp_path / "run")
+    assert _nothing_written(tmp_path, "run")
+
     (tmp_path / "notgz.tar.gz").write_text("not an archive")
     with pytest.raises(RunBundleError, match="not a readable .tar.gz"):
         import_run(tmp_path / "notgz.tar.gz", tmp_path / "run")
@@ -208,6 +213,10 @@ def test_reimport_is_a_no_op_and_another_run_needs_force(bundle, tmp_path):
     before = {p: p.stat().st_mtime_ns for p in target.rglob("*")}
     assert import_run(path, target).status == "unchanged"
     assert {p: p.stat().st_mtime_ns for p in target.rglob("*")} == before
+    (target / "tokenizer" / "history.json").write_text("{}")   # same models, one file changed: rewritten
+    assert import_run(path, target).status == "imported"
+    assert (target / "tokenizer" / "history.json").read_text() == '{"train": [], "valid": []}'
+    before = {p: p.stat().st_mtime_ns for p in target.rglob("*")}
 
     _make_run(tmp_path / "other", seed=1)               # another training run: other weights
     export_run(tmp_path / "other", tmp_path / "other.tar.gz")
