@@ -473,7 +473,10 @@ def import_run(bundle_path: str | Path, run_dir: str | Path, profile: str | None
                 raise RunBundleError(f"{run_dir} already has {differ[0]}"
                                      f"{f' (and {len(differ) - 1} more)' if len(differ) > 1 else ''}; "
                                      f"add --force to replace them with the bundle's, or import elsewhere")
-            staged = Path(tempfile.mkdtemp(dir=_staging_parent(run_dir), prefix=f".{run_dir.name}.import-"))
+            parent = _staging_parent(run_dir)
+            for stale in parent.glob(f".{run_dir.name}.import-*"):  # left by an import that was killed
+                shutil.rmtree(stale, ignore_errors=True)
+            staged = Path(tempfile.mkdtemp(dir=parent, prefix=f".{run_dir.name}.import-"))
             try:
                 _extract(tar, manifest, staged, bundle)
                 _check_checkpoints(manifest, staged, bundle)

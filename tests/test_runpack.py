@@ -112,6 +112,7 @@ def test_with_notebooks_carries_their_outputs(bundle, tmp_path):
 
 def test_import_gives_the_same_models_and_the_notebooks_load_them(bundle, tmp_path):
     cfg, run, path = bundle
+    (tmp_path / ".imported.import-x1y2" / "ar").mkdir(parents=True)   # what an import killed midway leaves
     result = import_run(path, tmp_path / "imported", profile="smoke")
     assert result.status == "imported"
     imported = tmp_path / "imported"
@@ -129,7 +130,7 @@ def test_import_gives_the_same_models_and_the_notebooks_load_them(bundle, tmp_pa
     assert ready["raster"].startswith("missing")
     other = get_config("smoke", {"seed": 1})          # another training setup: the notebooks would refuse
     assert notebook_readiness(imported, other)["tokenizer"].startswith("refused: ")
-    assert [p.name for p in tmp_path.iterdir()] == ["imported"]  # no staging folder left
+    assert [p.name for p in tmp_path.iterdir()] == ["imported"]  # no staging folder left, nor a stale one
 
 
 def test_a_damaged_bundle_is_refused_and_nothing_is_written(bundle, tmp_path):
