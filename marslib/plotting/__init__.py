@@ -19,7 +19,7 @@ from matplotlib.axes import Axes
 from matplotlib.figure import Figure, SubFigure
 from matplotlib.patches import ConnectionPatch, Rectangle
 
-from .config import AudioConfig
+from ..config import AudioConfig
 
 SPEC_CMAP = "magma"  # perceptually uniform, dark = quiet
 

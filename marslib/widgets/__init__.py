@@ -25,9 +25,9 @@ import numpy as np
 import torch
 from matplotlib.figure import Figure
 
-from . import audio, cmx
-from .config import AudioConfig
-from .plotting import plot_cmx_channels, plot_spectrogram
+from .. import audio, cmx
+from ..config import AudioConfig
+from ..plotting import plot_cmx_channels, plot_spectrogram
 
 
 @dataclass
@@ -259,9 +259,9 @@ class CFGExplorer(_Explorer):
         return self.view
 
     def _compute(self, cfg_scale: float, pitch: int, family: str) -> CFGView:
-        from .autoregressor import sample_tokens, tokens_to_audio
-        from .autoregressor.training import parse_family
-        from .metrics import estimate_pitch
+        from ..autoregressor import sample_tokens, tokens_to_audio
+        from ..autoregressor.training import parse_family
+        from ..metrics import estimate_pitch
 
         fam = parse_family(family, self.families)
         indices = sample_tokens(self.model, self.tokenizer, torch.tensor([pitch]), torch.tensor([fam]),
@@ -386,7 +386,7 @@ class ScaleScrubber(_Explorer):
         return self.view
 
     def _compute(self, k: int) -> ScaleScrubView:
-        from .metrics import log_spectral_distance, spectral_convergence
+        from ..metrics import log_spectral_distance, spectral_convergence
 
         a = self.cfg.audio
         with torch.no_grad():
