@@ -75,7 +75,7 @@ def source(obj, lines: tuple[LineRef, LineRef] | None = None) -> Source:
     name = getattr(obj, "__qualname__", getattr(obj, "__name__", repr(obj)))
     src_lines, start_line = inspect.getsourcelines(obj)
     src_lines = [line.rstrip("\n") for line in src_lines]
-    path = Path(inspect.getsourcefile(obj)).resolve()
+    path = Path(inspect.getsourcefile(inspect.unwrap(obj))).resolve()  # a decorator's file is not the code's
     shown = path.relative_to(_REPO_ROOT).as_posix() if path.is_relative_to(_REPO_ROOT) else path.name
     i, j = 0, len(src_lines) - 1
     if lines is not None:
