@@ -190,7 +190,8 @@ show_code(AdaLNBlock)
 # - `self.ada`'s last layer starts at zero (DiT's *adaLN-Zero*; VAR starts the gates at
 #   $10^{-3}$), so at initialisation every $\gamma = 0$ and every block is the identity:
 #   a deep stack starts as a shallow one and learns how much each block should add.
-# - `index` tells the attention which slot of the KV cache (§5) belongs to this block.
+# - `index` names this block's slot in the KV cache, the store of earlier tokens' keys and
+#   values that sampling reuses instead of recomputing them (§5).
 # - The final `AdaLNHead` does the same modulation once more (scale and shift only)
 #   before the linear layer that gives $V$ logits per token.
 
