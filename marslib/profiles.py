@@ -7,7 +7,7 @@
   CUDA with bf16, narrower models and short schedules, every notebook in minutes on one GPU.
 
 Values the paper does not state are *our reproduction choices* (see ``config.py``
-for each field's meaning and ``shared/PAPER.md`` for the reasoning).  Add a
+for each field's meaning and ``docs/paper.md`` for the reasoning).  Add a
 profile by writing a function here and listing it in :data:`PROFILES`.
 """
 

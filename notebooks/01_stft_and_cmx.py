@@ -73,10 +73,66 @@ print(f"profile {cfg.profile!r}: {sr} Hz, n_fft {a.n_fft}, hop {a.hop_length}, "
 print("figures go to", out)
 
 # %% [markdown]
+# ## The whole pipeline, and where each notebook fits
+#
+# Before the details, the map. A training clip flows down to the token maps, which are the
+# transformer's training data; a generated note starts at the transformer and flows down
+# to a waveform. Each box names the `marslib` code that implements it and the notebook
+# that teaches it.
+#
+# ```text
+#  what                                    code (in marslib)                           notebook
+#  ──────────────────────────────────────  ──────────────────────────────────────────  ────────
+#  waveform y (N,), 16 kHz                 data (the mini-NSynth), audio.fit_length     01
+#    │ STFT; keep |X|, drop the phase      audio.stft, audio.magnitude_spectrogram      01
+#  magnitude |X|  (1, F, T)
+#    │ dB in [-80, 0] -> [-1, 1]           audio.normalise                              01
+#  image x  (1, F, T)
+#    │ CMX fold: r x r cells -> r² chans   cmx.fold, cmx.to_model_input                 01
+#  CMX image  (r², F/r, T/r)
+#    │ encoder                             tokenizer.autoencoder.Encoder                02
+#  latent f  (D, h, w)
+#    │ multi-scale RVQ, one codebook       tokenizer.quantizer.MultiScaleQuantizer      02
+#  token maps r_1 ... r_K  (1x1 ... h x w)  -> the transformer learns from these
+#  ┄┄┄┄┄┄┄┄┄┄┄┄┄┄┄┄┄┄┄┄┄┄┄┄┄┄┄┄┄┄┄┄┄┄┄┄┄┄┄┄┄┄┄┄┄┄┄┄┄┄┄┄┄┄┄┄┄┄┄┄┄┄┄┄┄┄┄┄┄┄┄┄┄┄┄┄┄┄┄┄┄┄┄┄┄┄
+#  label (pitch, family)
+#    │ next-scale transformer, one pass    autoregressor.NextScaleTransformer,          03
+#    │ per scale, guided by CFG            autoregressor.sample_tokens
+#  generated token maps r_1 ... r_K
+#    │ codes summed -> latent -> decoder   quantizer.to_latent, autoencoder.Decoder     02
+#  CMX image  (r², F/r, T/r)
+#    │ CMX unfold                          cmx.unfold, cmx.from_model_input             01
+#  image x -> magnitude |X|                audio.denormalise                            01
+#    │ Griffin-Lim: estimate a phase       audio.griffin_lim                            01
+#  waveform ŷ (N,)                         autoregressor.tokens_to_audio (all of it)    03
+# ```
+#
+# Around this pipeline: notebook **04** scores generated audio against real notes
+# (`marslib.evaluate`, `marslib.metrics`), notebook **05** repeats the paper's ablation,
+# CMX against truncation (`marslib.ablation`), and notebook **06** trains the paper's
+# comparison systems on waveforms (`marslib.baselines`). `marslib/train.py` is the one
+# training loop behind every model. The paper, what it says and what we chose instead, is
+# summarised in [`docs/paper.md`](../docs/paper.md).
+#
+# Three names in the map come from the papers MARS builds on; each is taught later, and
+# defined in one sentence now (all terms: [`docs/glossary.md`](../docs/glossary.md)):
+#
+# - **VAR** (visual autoregressive modelling, Tian et al. 2024) generates an image by
+#   **next-scale prediction**: a transformer predicts all tokens of each finer token map
+#   at once from the coarser maps, $K$ passes instead of one per token. MARS applies it to
+#   spectrograms; "a VAR-style model" below means such a tokenizer + transformer pair.
+# - **RVQ** (residual vector quantisation) writes a vector as a sum of codebook entries,
+#   each quantising what the previous ones left over; VAR's multi-scale RVQ does this at
+#   growing resolutions (notebook 02).
+# - **CFG** (classifier-free guidance) sharpens conditional sampling by pushing the
+#   logits away from the model's own unconditional prediction,
+#   $(1+t)\,\ell_{\text{cond}} - t\,\ell_{\text{uncond}}$ (notebook 03).
+
+# %% [markdown]
 # The profile decides the sizes. Only the paper's *shape* (a 512 × 512 spectrogram,
 # 16 kHz audio) is known from the paper; `n_fft`, `hop`, clip length and the dB range
 # in every profile, including `paper`, are **our reproduction choices** (see
-# `shared/PAPER.md`). `smoke` and `course` shrink them so everything runs on a CPU.
+# [`docs/paper.md`](../docs/paper.md)). `smoke` and `course` shrink them so everything runs on a CPU.
 
 # %% [markdown]
 # ## 1. A real note
@@ -430,7 +486,11 @@ except cmx.CMXError as err:
 #
 # The paper's ablation compares CMX with simply **truncating** the spectrogram to the
 # same $F/r \times T/r$ grid (it reports CMX about +0.19 FAD worse but much cheaper;
-# notebook 05 repeats the ablation). Which part of the image the paper's crop keeps is
+# notebook 05 repeats the ablation). **FAD**, the Fréchet audio distance, compares the
+# *distribution* of generated clips with that of real ones: it embeds every clip with an
+# audio network, fits a Gaussian to each set and takes the Fréchet distance (**FD**)
+# between the two Gaussians, so lower is better (notebook 04 §2.1;
+# [glossary](../docs/glossary.md#fd-and-fad)). Which part of the image the paper's crop keeps is
 # not stated; **our choice** is the lowest $F/r$ bins and the first $T/r$ frames,
 # i.e. frequencies below $sr/(2r)$ and the first $1/r$ of the clip. Truncation keeps
 # $1/r^2$ of the values and the inverse can only zero-fill the rest.

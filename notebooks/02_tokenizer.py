@@ -102,11 +102,16 @@ print("figures go to", out)
 # it writes describe one corner of the image (one frequency band, the first instants),
 # nothing about the clip as a whole.
 #
-# **A pyramid of residuals.** VAR (Tian et al. 2024) writes the *same* latent as a sum
+# **A pyramid of residuals.** VAR (Tian et al. 2024; notebook 01 defined it: an image
+# generator that predicts a whole finer token map per step, see the
+# [glossary](../docs/glossary.md#var)) writes the *same* latent as a sum
 # of $K$ token maps of growing size $(h_1, w_1) = (1, 1), \dots, (h_K, w_K) = (H, W)$.
 # Scale 1 is one token for the whole clip (its average latent); scale 2 corrects it
 # with a few tokens; each further scale quantises what the coarser ones left over, the
-# **residual**. A transformer can then predict a whole scale at once, given the coarser
+# **residual**. Writing a vector as a sum of codes, each quantising what the previous
+# ones left over, is **residual vector quantisation (RVQ)**; VAR's twist is to do it at
+# growing resolutions ([glossary](../docs/glossary.md#rvq)).
+# A transformer can then predict a whole scale at once, given the coarser
 # ones: $K$ steps instead of $HW$, each with the whole clip in view. This is the
 # "next-scale prediction" of notebook 03.
 #
@@ -277,7 +282,13 @@ print("relative error after k scales:", [round(e, 3) for e in toy_rel_error])
 # where the first two terms (`l1`, `l2`) compare the CMX tensors value by value and
 # $\mathcal{L}_{\text{spec}}$ (`spectral`) undoes CMX and compares the spectrograms at several
 # time-frequency resolutions plus their spectral convergence (a patch-GAN term exists
-# but is off in `smoke` and `course`).
+# but is off in `smoke` and `course`; `course` adds a `detail` term on the spectrogram's
+# frequency and time differences, see `docs/timbre.md`). The `spectral` term is a cousin of the
+# **MR-STFT** (multi-resolution STFT) loss, which sums, over several STFT sizes, the
+# spectral convergence and the L1 distance of log-magnitudes so that errors count at
+# several time–frequency trade-offs at once; ours pools one spectrogram at several
+# resolutions instead of recomputing STFTs, and notebook 04 reports the waveform MR-STFT
+# distance ([glossary](../docs/glossary.md#mr-stft)).
 
 # %%
 print(inspect.getsource(Tokenizer.training_losses))
@@ -302,6 +313,73 @@ assert x2.shape[1:] == cfg.input_shape and f2.shape == (2, D, H, W) and x2_hat.s
 n_params = sum(p.numel() for p in untrained.parameters())
 print(f"{n_params:,} parameters; {n_valid} validation clips")
 del untrained
+
+# %% [markdown]
+# ### 3.1 Reading the tokenizer's code
+#
+# The tokenizer is short enough to read whole, and reading it is the best way to see
+# where each symbol of the diagram above lives. `show` (from `marslib.source`) displays
+# the library's own source, so what you read is what just ran. First the constructor:
+# the parts, in the order data flows through them.
+
+# %%
+from marslib.source import show as show_code  # displays library source as highlighted code
+from marslib.tokenizer.autoencoder import Encoder
+
+show_code(Tokenizer.__init__)
+
+# %% [markdown]
+# - `input_shape` is the CMX tensor's `(C, F/r, T/r)`; its channel count `c` is $r^2$
+#   (1 for the truncation baseline), the only thing the encoder and decoder need to
+#   know about CMX.
+# - `quant_conv` and `post_quant_conv` are 3 × 3 convolutions on either side of the
+#   quantiser (as in VQGAN and VAR): the encoder's last layer is free to produce whatever
+#   features suit the decoder, and these two learn to map them into and out of the
+#   codebook's space.
+# - `MultiScaleQuantizer` gets everything §2 described: $V$, $D$, the scales, β, the
+#   $\phi$ ratio and count, the lookup, the restart period.
+# - The patch discriminator exists only when the GAN weight is positive, so `smoke`
+#   and `course` carry no unused parameters.
+#
+# Now the three paths through these parts: `latent` + `forward` is the training view,
+# `encode` / `partial_decode` the tokenizer API that notebook 03 calls.
+
+# %%
+for method in (Tokenizer.latent, Tokenizer.forward, Tokenizer.encode, Tokenizer.partial_decode):
+    show_code(method)
+
+# %% [markdown]
+# - `latent` checks the input's shape (a wrong CMX factor fails here, with a message,
+#   not deep inside a convolution) and returns the continuous $f$, `(B, D, H, W)`.
+# - `forward` runs the quantiser's training view: $\hat f$ carries the straight-through
+#   gradient, so the reconstruction loss reaches the encoder although the argmin has
+#   no gradient, and `vq_loss` trains the codes and the $\phi$ convolutions.
+# - `encode` is the same front half under `torch.no_grad`, keeping only the integers:
+#   $K$ token maps `(B, h_k, w_k)`. Those are what the transformer learns to predict.
+# - `partial_decode(indices, upto=k)` looks the codes up again, sums the first $k$
+#   scales into $\hat f_k$ (`to_latent`) and decodes. With `upto = K` it is `decode`;
+#   with smaller $k$ it gives the coarse versions of §6.
+#
+# The encoder itself is a plain stack of strided convolutions and residual blocks:
+
+# %%
+show_code(Encoder.__init__)
+
+# %% [markdown]
+# - One 3 × 3 convolution maps the $r^2$ CMX channels to the first width. There is no
+#   residual block at this resolution: after CMX the grid is already $r$ times coarser
+#   and the spectrogram's detail sits in the channels, so the next layer goes straight
+#   down (this is where CMX saves compute).
+# - Each stage is one strided convolution (kernel 4, stride 2 on an axis that halves;
+#   kernel 3, stride 1 on an axis that keeps its size) and one `ResBlock`; the widths
+#   double per stage up to 4 × `tokenizer.channels`.
+# - `stage_strides` lets the two axes shrink by different factors: `course` halves
+#   frequency once and time three times (`downsample = 2`, `time_downsample = 8`), so its
+#   latent is 16 × 8 (frequency × time) and keeps finer frequency detail, where the
+#   instrument's timbre lives (`docs/timbre.md`).
+# - GroupNorm, SiLU and a last convolution to $D$ channels give the latent. The
+#   `Decoder` mirrors this stack with nearest-neighbour upsampling followed by a
+#   convolution, which avoids the checkerboard artefacts of transposed convolutions.
 
 # %% [markdown]
 # ## 4. Training
@@ -333,6 +411,42 @@ del untrained
 
 # %%
 print(inspect.getsource(fit_tokenizer))
+
+# %% [markdown]
+# `fit_tokenizer` hands the model to `marslib.train.train`, the one loop that trains
+# every model of the project. Most of its lines are bookkeeping (resuming,
+# checkpoints, distributed ranks, Ctrl-C). The lesson is in a dozen of them, one
+# optimisation step:
+
+# %%
+from marslib.train import batch_indices, lr_factor, train
+
+show_code(train, lines=("for step, batch in zip", "scheduler.step()"))
+
+# %% [markdown]
+# - `batches` yields the batch of each step; `amp` is bf16 autocast on CUDA and does
+#   nothing on CPU.
+# - `step_fn(batch)` is the model's own `training_losses` (for the tokenizer, the
+#   composite loss of §3); the loop only needs its `"loss"` entry and logs the rest.
+# - A non-finite loss stops the run at once, naming the step, rather than letting NaNs
+#   spread into the weights and the next checkpoint.
+# - `zero_grad` → `backward` → `clip_grad_norm_` → `optimizer.step()`: clipping the
+#   gradient norm (to `grad_clip`, 1.0) keeps a rare bad batch from throwing the weights
+#   far away.
+# - `scheduler.step()` advances the learning rate once per step, following `lr_factor`:
+
+# %%
+show_code(lr_factor)
+show_code(batch_indices)
+
+# %% [markdown]
+# - `lr_factor` multiplies the base rate: a linear warm-up over `warmup_steps` (Adam's
+#   moment estimates are poor at the start, so big early steps are risky), then a
+#   cosine decay to 10 % of the rate at the last step.
+# - `batch_indices` makes the batch of step $s$ a function of (seed, $s$) alone: epoch
+#   $e$ is the permutation `randperm(N)` seeded by the seed and $e$, and step $s$ takes
+#   its slice. No iterator state has to be saved, which is why a run resumed from a
+#   checkpoint sees exactly the batches an uninterrupted run would have seen.
 
 # %%
 t0 = time.time()
@@ -379,7 +493,11 @@ save(fig, "training_curves")
 # validation clip and count, per scale, how often each code is chosen. Two things to
 # keep in mind when reading the figure: scale $k$ has only $N h_k w_k$ tokens over $N$
 # clips, so a coarse scale *cannot* use more codes than that (black ticks); and codes
-# that are never chosen are wasted vocabulary for the autoregressor.
+# that are never chosen are wasted vocabulary for the autoregressor. Besides the
+# fraction of codes used, the table gives each scale's **perplexity**, the number of
+# equally used codes that would spread the tokens as evenly as they are:
+# $\exp(-\sum_v p_v \log p_v)$, with $p_v$ the share of tokens that chose code $v$ (at
+# most $V$; [glossary](../docs/glossary.md#perplexity)).
 
 # %%
 @torch.no_grad()
@@ -406,9 +524,9 @@ fig = plot_codebook_usage(hits_KV, tok.scales, n_valid)
 save(fig, "codebook_usage")
 
 # %% [markdown]
-# The perplexity $\exp(-\sum_v p_v \log p_v)$ is the number of equally used codes that
-# would give the same spread. The same statistics were logged per training batch; here
-# is how the fraction of codes a batch uses evolved, per scale:
+# A scale whose perplexity is far below its codes used leans on a few favourite codes.
+# The same statistics were logged per training batch; here is how the fraction of codes
+# a batch uses evolved, per scale:
 
 # %%
 fig, ax = plt.subplots(figsize=(8, 3.2), layout="constrained")
@@ -512,6 +630,15 @@ html = ("<table><tr><th>on the held-out split</th><th>LSD (dB)</th><th>SC</th><t
 display(HTML(html))
 for name, r in rows:  # the same numbers as text
     print(f"{name:<66} LSD {r['lsd']:6.2f} dB   SC {r['sc']:.3f}")
+
+# %% [markdown]
+# **What to expect on `course`.** A fresh clone's `make reproduce` (course profile,
+# seed 0, two CPU threads; recorded in `docs/timbre.md` §2) measured **LSD ≈ 5.4 dB** for
+# the trained CMX tokenizer on the held-out clips (6.2 dB with the earlier 8 × 16 latent).
+# A perfect truncation tokenizer stays near **21 dB** whatever it learns, since it loses
+# what the crop drops (`reports/REPORT.md`, ablation section: 21.4 dB). LSD and SC are in
+# the [glossary](../docs/glossary.md#lsd). In `smoke` expect a much worse trained row: it
+# trained for seconds.
 
 # %% [markdown]
 # Read the table with the profile in mind. The truncation row is what truncation costs
@@ -624,7 +751,12 @@ view = scrubber.update(K)  # leave it on the full pyramid
 #   what the autoencoder alone can keep;
 # * **scales 1..k**: the tokens, decoded from the first $k$ scales (`partial_decode`), as in §6.
 #
-# (`crepe=False` skips the FD on CREPE embeddings, which `benchmarks/timbre_study.py` adds.)
+# (`crepe=False` skips the FD on CREPE embeddings, which `benchmarks/timbre_study.py` adds.
+# **CREPE** is a pretrained network that tracks the pitch of monophonic audio; its inner
+# activations make an audio embedding that ships offline
+# ([glossary](../docs/glossary.md#crepe), notebook 04 §3.2). **FD**, met beside FAD in
+# notebook 01, is the Fréchet distance between Gaussians fitted to two sets of such
+# embeddings ([glossary](../docs/glossary.md#fd-and-fad)).)
 
 # %%
 print(inspect.getsource(timbre_stages))
@@ -644,6 +776,14 @@ print(f"{timbre['n_test']} test clips; family accuracy: real {rows_t['real']['fa
 fig = plot_timbre_stages(timbre, title=f"does the family survive the tokenizer? ({cfg.profile}, "
                                        f"{timbre['n_test']} held-out clips)")
 save(fig, "timbre_stages")
+
+# %% [markdown]
+# **What to expect on `course`** (148 held-out test notes; `docs/timbre.md` §2, the
+# fresh clone's `make reproduce`): the judge recognises the family of **98 %** of real
+# notes and 94 % after Griffin-Lim, **≈ 55 %** after the continuous latent and
+# **≈ 52 %** after the tokenizer's 7 scales. MARS's *generated* notes reach only about
+# **18 %** (notebook 04's evaluation of the same run): the transformer loses more of the
+# family than the tokenizer does.
 
 # %% [markdown]
 # How to read it. The scales add up coarse to fine, so the family accuracy usually rises
@@ -674,7 +814,7 @@ else:
 # ## 11. What is the paper's, and what is ours
 #
 # Only the abstract and introduction of the paper were available to us
-# (`shared/PAPER.md`), so most tokenizer settings are **our reproduction choices**:
+# ([`docs/paper.md`](../docs/paper.md)), so most tokenizer settings are **our reproduction choices**:
 #
 # | | source | in this project |
 # |---|---|---|

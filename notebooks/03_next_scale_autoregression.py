@@ -155,6 +155,47 @@ print(f"codebook V = {V} codes of D = {D}; transformer depth {cfg.ar.depth}, wid
 # | depth / width / heads, scales, training steps, learning rate | profile-dependent | ours |
 # | guidance scale, temperature, top-k, top-p | `cfg.ar` | ours |
 #
+# Three names in the table, in one sentence each (all in [`docs/glossary.md`](../docs/glossary.md)):
+#
+# - **VAR** (notebook 01): next-scale prediction, a transformer that predicts every token
+#   of the next finer token map in one pass from the coarser maps.
+# - **AdaLN** (adaptive LayerNorm): a LayerNorm whose output is scaled and shifted by
+#   vectors computed from the condition, $\operatorname{LN}(x)(1 + \text{scale}) + \text{shift}$, so the
+#   (pitch, family) label steers every block rather than only entering at the start.
+# - **CFG** (classifier-free guidance, notebook 01's map): one network learns both the
+#   conditional and the unconditional prediction (its labels are dropped to a null class
+#   10 % of the time), and sampling extrapolates from the second to the first,
+#   $(1 + t)\,\ell_c - t\,\ell_u$, which trades variety for fidelity to the label (§8).
+#
+# ### 1.1 Inside a block: attention and MLP, steered by the label
+#
+# Every layer of the transformer is one `AdaLNBlock`. Its code is the lesson:
+
+# %%
+from marslib.autoregressor.blocks import AdaLNBlock, KVCache, SelfAttention
+from marslib.source import show as show_code  # displays library source as highlighted code
+
+show_code(AdaLNBlock)
+
+# %% [markdown]
+# - `self.ada` maps the condition vector `cond_BC` (the summed pitch and family
+#   embeddings, `(B, C)`) to six vectors of width $C$: two *gates* $\gamma$, two
+#   *scales* and two *shifts*, one of each for the attention and for the MLP. `[:, None]`
+#   gives them a length-1 token axis, so one label modulates every token of its clip alike.
+# - `self.norm` has no learned affine parameters (`elementwise_affine=False`): the
+#   scale and shift that an ordinary LayerNorm would learn once for all inputs are
+#   instead computed per clip from its label. That is AdaLN.
+# - Each branch is pre-norm and residual, `x + γ · branch(LN(x)·(1 + scale) + shift)`. The
+#   `1 +` makes a zero output of `self.ada` mean "plain LayerNorm".
+# - `self.ada`'s last layer starts at zero (DiT's *adaLN-Zero*; VAR starts the gates at
+#   $10^{-3}$), so at initialisation every $\gamma = 0$ and every block is the identity:
+#   a deep stack starts as a shallow one and learns how much each block should add.
+# - `index` names this block's slot in the KV cache, the store of earlier tokens' keys and
+#   values that sampling reuses instead of recomputing them (§5).
+# - The final `AdaLNHead` does the same modulation once more (scale and shift only)
+#   before the linear layer that gives $V$ logits per token.
+
+# %% [markdown]
 # ## 2. One scale per step: the factorisation
 #
 # A raster model (GPT over the flattened $h \times w$ grid) factorises the joint
@@ -317,14 +358,57 @@ del untrained
 #
 # ## 5. A note, generated scale by scale
 #
-# Sampling runs the same network once per scale. With a **KV cache** each pass feeds
-# only the new scale's tokens and attends to the cached keys and values of the
-# coarser ones, so no mask is needed. The guided logits of scale $k$ are
+# Sampling runs the same network once per scale. A **KV cache** keeps the keys and
+# values that every attention layer computed for the tokens already generated, so each
+# pass feeds only the new scale's tokens and attends to the cached keys and values of
+# the coarser ones ([glossary](../docs/glossary.md#kv-cache)); no mask is needed, since
+# the new tokens may see each other and everything cached. The guided logits of scale $k$ are
 # $(1 + t_k)\,\ell_{\text{cond}} - t_k\,\ell_{\text{uncond}}$ with
 # $t_k = s \cdot k / (K - 1)$ for scales $k = 0, \dots, K-1$ (guidance scale $s$, §8).
+#
+# The cache and the attention that uses it:
 
 # %%
-print(inspect.getsource(sample_tokens))
+show_code(KVCache)
+show_code(SelfAttention.forward)
+
+# %% [markdown]
+# - The cache holds, per block, one `(keys, values)` pair of shape `(B, heads, l, hs)`
+#   (`hs` = width / heads); `extend` appends this pass's keys and values along the token
+#   axis (`dim=2`) and returns everything seen so far.
+# - In `SelfAttention.forward` the queries `q` come from the new tokens only, while `k`
+#   and `v` are the cache's full history after `extend`. At scale $k$, $h_k w_k$ queries
+#   attend to $\sum_{j \le k} h_j w_j$ keys: exactly the rows of the block-causal mask
+#   that belong to scale $k$, computed without recomputing any coarser token.
+# - Without a cache (`use_cache=False` below) every pass reruns the whole prefix under
+#   the mask and keeps only the last scale's rows: the same logits (a test checks it),
+#   more work. A cache makes each pass cheaper; it cannot reduce the *number* of passes
+#   (§9).
+#
+# The sampling loop over scales, whole:
+
+# %%
+show_code(sample_tokens)
+
+# %% [markdown]
+# Reading it top to bottom:
+#
+# - **Guidance doubles the batch.** With `cfg_scale != 0` the labels are concatenated
+#   with those of the negative branch (the null class for `"joint"`, VAR's guidance), so
+#   one pass over `2B` rows gives both $\ell_c$ (rows `:b`) and $\ell_u$ (rows `b:`).
+# - **Scale 1's input** is the class embedding (`start_tokens`) plus scale 1's level
+#   and position embeddings (`embed_scale(0, ...)`).
+# - **One pass per scale**: `model.step` runs every block with the cache and returns
+#   `(2B, h_k w_k, V)` logits; the guidance weight `t` grows linearly from 0 at the first
+#   scale to `cfg_scale` at the last.
+# - **All tokens of the scale are drawn at once** by `sample_logits` (temperature,
+#   top-k, top-p, then one uniform number per token): this is where the within-scale
+#   independence of §2 is used.
+# - **The next input** comes from the tokenizer: `q.next_scale_input` adds the new
+#   codes (upsampled and refined by $\phi$) to the running reconstruction `f_hat` and
+#   area-downsamples it to the next scale's grid, the same inputs that teacher forcing
+#   used in training (§3). `word_embed` maps those $D$-dimensional vectors to width $C$,
+#   and the rows are duplicated again for the two guidance branches.
 
 # %%
 train_pairs = sorted(set(zip(labels_train["family"].tolist(), labels_train["pitch"].tolist())))
@@ -401,7 +485,11 @@ for k in play:
 #
 # Same family, same seed, only the pitch label changes. If the pitch conditioning
 # has been learned, the harmonic lines climb from panel to panel (the dashed line is
-# the requested fundamental). We play the notes one after another as one sound.
+# the requested fundamental). Each panel's title gives the pitch that **pYIN** hears:
+# pYIN (probabilistic YIN, `librosa.pyin`) estimates each frame's fundamental frequency
+# from how well the signal matches itself shifted by one period, and decides with a
+# hidden Markov model which frames are voiced ([glossary](../docs/glossary.md#pyin));
+# §7 scores pitch accuracy with it. We play the notes one after another as one sound.
 # The pitches are a C-major scale from middle C when the family was trained on all
 # of them, otherwise (as in `smoke`) up to 8 trained pitches spread over its range.
 
@@ -494,6 +582,14 @@ for name, r_ in rows:  # the same numbers as text
     print(f"{name:24} accuracy {r_['accuracy']:.3f}, octave errors {r_['octave_errors']:.3f}, "
           f"unvoiced {r_['unvoiced']:.3f}, median |cents| {r_['median_abs_cents']:.1f}")
 print(f"target (course profile): accuracy >= 0.80; this run ({cfg.profile}): {acc['accuracy']:.2f}")
+
+# %% [markdown]
+# **What to expect on `course`.** The committed `reports/REPORT.md` (course profile,
+# seed 0, `mars evaluate` on all 148 held-out conditions, one note each) measured
+# **≈ 99 %** of MARS's notes within ±1 semitone (98.6 % by pYIN and by CREPE), against
+# 94 % for real notes through Griffin-Lim: the pitch label is learnt. This notebook
+# scores 48 conditions in `course`, so expect the same within a few points. In `smoke`
+# the transformer has trained for seconds and any number can come out.
 
 # %%
 fig, ax = plt.subplots(figsize=(7, 5), layout="constrained")
@@ -591,6 +687,14 @@ rows_html = "".join(
     for name, (split, e), rw, gw in zip(grid_names, grid_real, real_grid_wave, gen_grid_wave))
 display(HTML(f"<table><tr><th>family</th><th>real note</th><th>MARS, MIDI {grid_pitch}</th></tr>"
              f"{rows_html}</table>"))
+
+# %% [markdown]
+# **What to expect on `course`.** The family half of the label is where MARS falls
+# short: the evaluation's classifier recognises the requested family in only **≈ 18 %**
+# of MARS's notes (`docs/timbre.md` §2: 18.2 %, 95 % interval 12–25 %, fresh clone's
+# `make reproduce`; `reports/REPORT.md`: 17 %), against 98 % for real notes and ≈ 52 % for
+# the tokenizer's reconstructions (chance: 1 in 11). Expect most rows of the grid to share
+# one colour; `docs/timbre.md` records where the family is lost and what we tried.
 
 # %% [markdown]
 # ## 8. Classifier-free guidance
@@ -803,6 +907,120 @@ print(f"generate + Griffin-Lim ({cfg.audio.griffin_lim_iters} iterations, timed 
       f"{cfg.audio.clip_seconds:.2f} s clip -> real-time factor {generation_rtf:.2f}")
 
 # %% [markdown]
+# **What to expect on `course`.** The README's results (course profile, a fresh clone's
+# `make reproduce` on 2 CPU cores) give raster / next-scale = **5.3×** on the course grid
+# and **4.7×** on the paper grid at batch 1, and **0.13 s** to generate one 1.02 s clip
+# and turn it into audio (real-time factor 0.13).
+#
+# ### 9.1 Latency or throughput: batch 1 against batch 16
+#
+# The race above generates **one clip at a time** (batch 1): it measures the *latency*,
+# how long a listener waits for one note. Someone generating thousands of notes cares
+# about *throughput* instead: seconds per clip when clips are generated in batches. The
+# two can disagree, because the samplers spend their time differently. On the paper's grid:
+#
+# - next-scale makes $K = 10$ passes, but processes $L = 680$ token positions per clip
+#   (every scale of the pyramid, $1 + 4 + 9 + \dots + 256$);
+# - raster processes only $h w = 256$ positions per clip, but in 256 **sequential**
+#   passes, each of which needs the token drawn by the one before.
+#
+# A pass has a fixed cost (running each layer, Python and PyTorch overhead) and a cost per
+# token (the matrix products, the output head and the softmax over $V$ codes). At batch 1
+# a raster pass carries one token (two rows with guidance): it is nearly all fixed cost,
+# paid 256 times. With 16 clips per batch every pass carries 16 times more tokens for
+# about the same fixed cost, so that cost is shared, and what is left is the work per
+# token, where raster's 256 tokens cost less than next-scale's 680. On a CPU, raster's
+# sequential passes therefore cost *latency* much more than *throughput*: once the batch
+# keeps the core busy, raster catches up.
+#
+# We time both samplers on the paper's grid with the untrained paper-grid models of §9
+# (this profile's width and depth, the same guidance, one CPU thread), at batch 1 and
+# batch 16, and divide each batch's time by its size. A hook on each output head counts
+# the token positions a clip goes through.
+
+# %%
+from marslib.runtime import time_interleaved
+
+batch_sizes = (1, 16)
+
+
+def head_tokens_per_row(net, fn):
+    """Run fn() once; token positions that one row of the batch sends through net's output head."""
+    seen = []
+    handle = net.head.register_forward_hook(lambda _module, _inputs, logits: seen.append(logits.shape[1]))
+    try:
+        fn()
+    finally:
+        handle.remove()
+    return sum(seen)
+
+
+def samplers(b):
+    """The two paper-grid samplers at batch b (the §9 models, labels and sampling options)."""
+    pitch_b, family_b = torch.full((b,), gen_pitch, device=dev), torch.full((b,), gen_fam, device=dev)
+    return {"next_scale": lambda: sample_tokens(p_model, p_tok, pitch_b, family_b, seed=seed, **sampling),
+            "raster": lambda: p_raster.sample(pitch_b, family_b, seed=seed, **sampling)}
+
+
+per_clip = {"next_scale": [], "raster": []}          # seconds per clip, one entry per batch size
+with one_cpu_thread():
+    tokens_per_clip = {"next_scale": head_tokens_per_row(p_model, samplers(1)["next_scale"]),
+                       "raster": head_tokens_per_row(p_raster, samplers(1)["raster"])}
+    for b in batch_sizes:
+        batch_seconds = time_interleaved(samplers(b), dev, repeats=3)  # median of 3, after a warm-up
+        for method in per_clip:
+            per_clip[method].append(batch_seconds[method] / b)
+raster_over_ns = [r / n for r, n in zip(per_clip["raster"], per_clip["next_scale"])]
+assert tokens_per_clip == {"next_scale": p_model.L, "raster": ph * pw}, tokens_per_clip
+
+print(f"paper grid ({ph}x{pw}): next-scale {race_paper[0]['K']} passes over {tokens_per_clip['next_scale']} "
+      f"token positions per clip, raster {ph * pw} passes over {tokens_per_clip['raster']}")
+for i, b in enumerate(batch_sizes):
+    print(f"batch {b:>2}: next-scale {1000 * per_clip['next_scale'][i]:8.1f} ms/clip, raster "
+          f"{1000 * per_clip['raster'][i]:8.1f} ms/clip -> raster / next-scale = {raster_over_ns[i]:.2f}")
+print(f"raster's disadvantage {'shrinks' if raster_over_ns[-1] < raster_over_ns[0] else 'does not shrink'} "
+      f"from {raster_over_ns[0]:.1f}x (batch {batch_sizes[0]}) to {raster_over_ns[-1]:.1f}x (batch {batch_sizes[-1]})")
+
+# %%
+fig, (ax0, ax1) = plt.subplots(1, 2, figsize=(12, 4), layout="constrained")
+xs = np.arange(len(batch_sizes))
+for j, (method, color, label) in enumerate((("next_scale", "C0", "next-scale"), ("raster", "C3", "raster"))):
+    bars = ax0.bar(xs + (j - 0.5) * 0.38, [1000 * v for v in per_clip[method]], 0.38, color=color, label=label)
+    ax0.bar_label(bars, fmt="%.1f ms", fontsize=8)
+ax0.set(xticks=xs, xticklabels=[f"batch {b}" for b in batch_sizes], yscale="log", ylabel="milliseconds per clip",
+        title="paper grid: seconds per clip, batch 1 (latency) vs batch 16 (throughput)\n"
+              + ", ".join(f"batch {b}: raster/next-scale {x:.1f}x" for b, x in zip(batch_sizes, raster_over_ns)))
+ms_all = [1000 * v for vals in per_clip.values() for v in vals]
+ax0.set_ylim(10 ** math.floor(math.log10(min(ms_all) / 2)), 4 * max(ms_all))  # log axis: bars start below
+ax0.legend(fontsize=8, loc="upper right")
+work = {"sequential passes": (race_paper[0]["K"], ph * pw),
+        "token positions": (tokens_per_clip["next_scale"], tokens_per_clip["raster"])}
+for j, (method, color, label) in enumerate((("next_scale", "C0", "next-scale"), ("raster", "C3", "raster"))):
+    bars = ax1.bar(np.arange(2) + (j - 0.5) * 0.38, [v[j] for v in work.values()], 0.38, color=color, label=label)
+    ax1.bar_label(bars, fmt="%d", fontsize=8)
+ax1.set(xticks=np.arange(2), xticklabels=list(work), ylabel="per clip", yscale="log", ylim=(1, 3000),
+        title="what each clip costs: passes (latency) vs tokens (work)")
+ax1.legend(fontsize=8, loc="upper left")
+for ax_ in (ax0, ax1):
+    ax_.grid(axis="y", alpha=0.3)
+save(fig, "latency_throughput")
+
+# %% [markdown]
+# Left, the measured seconds per clip; right, why they move. At batch 1 both samplers are
+# dominated by fixed cost per pass, and raster makes 25 times more passes. At batch 16 the
+# fixed cost is spread over 16 clips, and the work per token, where raster does about
+# 2.7 times less (256 against 680 positions), takes over: the ratio falls (how far depends
+# on the machine, on the model's width and on the vocabulary size).
+#
+# **On a GPU** the balance is different. A GPU runs the thousands of tokens of a
+# next-scale pass, even at batch 16, in little more time than it runs one: a pass costs a nearly
+# fixed time (launching each layer's kernels, reading its weights from memory) that does
+# not grow with its size until the batch is very large. Passes are *latency-bound*, so the
+# number of sequential passes decides, and next-scale's 10 beat raster's 256 at batch 1
+# and at batch 16 alike. This is why VAR reports its speed-up on GPUs.
+# `benchmarks/sampling_speed.py --device cuda` measures both batch sizes there.
+
+# %% [markdown]
 # ## 10. Results
 #
 # Everything measured goes to `results.json` beside the figures. Timings live under
@@ -849,6 +1067,14 @@ results = {
         "sampling_seconds_per_clip": {"next_scale": race_profile[1]["next_scale"], "raster": race_profile[1]["raster"]},
         "speedup": race_profile[1]["speedup"],
         "paper_grid": race_paper[1],
+        "latency_vs_throughput": {                      # paper grid, §9.1: batch 1 vs batch 16
+            "grid": race_paper[0]["grid"], "batch_sizes": list(batch_sizes),
+            "seconds_per_clip": per_clip, "raster_over_next_scale": raster_over_ns,
+            "tokens_per_clip": tokens_per_clip,
+            "passes_per_clip": {"next_scale": race_paper[0]["n_passes_next_scale"],
+                                "raster": race_paper[0]["n_passes_raster"]},
+            "threads": 1 if dev.type == "cpu" else None,
+        },
         "generation_seconds": gen_seconds,
         "generation_rtf": generation_rtf,
         "fit_seconds": fit_seconds,

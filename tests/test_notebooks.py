@@ -102,9 +102,17 @@ def check_03(r: dict, out: Path) -> None:
     assert t["sampling_seconds_per_clip"]["next_scale"] > 0 and t["sampling_seconds_per_clip"]["raster"] > 0
     assert t["paper_grid"]["speedup"] > 1                         # 10 vs 256 passes: robust
     assert t["generation_rtf"] > 0
+    lt = t["latency_vs_throughput"]                               # paper grid, batch 1 vs 16 (§9.1)
+    assert lt["batch_sizes"] == [1, 16]
+    assert lt["tokens_per_clip"] == {"next_scale": 680, "raster": 256}     # the pyramid vs the finest grid
+    assert lt["passes_per_clip"] == {"next_scale": 10, "raster": 256}
+    for method in ("next_scale", "raster"):
+        assert len(lt["seconds_per_clip"][method]) == 2 and all(s > 0 for s in lt["seconds_per_clip"][method])
+    assert all(math.isclose(x, lt["seconds_per_clip"]["raster"][i] / lt["seconds_per_clip"]["next_scale"][i])
+               for i, x in enumerate(lt["raster_over_next_scale"]))
     assert {"attention_masks.png", "teacher_forcing.png", "training_curves.png", "generation_by_scale.png",
             "pitch_sweep.png", "pitch_accuracy.png", "cfg_sweep.png", "speed.png",
-            "family_grid.png"} <= set(r["figures"])
+            "family_grid.png", "latency_throughput.png"} <= set(r["figures"])
     grid = r["family_grid"]                                       # one row per family in the data, one pitch
     assert len(grid["families"]) == len(grid["real"]) == len(set(grid["families"])) > 1
     assert smoke.data.pitch_min <= grid["pitch"] <= smoke.data.pitch_max
