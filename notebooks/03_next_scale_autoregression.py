@@ -897,8 +897,9 @@ print("timing:", {k: results["timing"][k] for k in ("sampling_seconds_per_clip",
 # `.indices`) and pYIN's estimate (`.pitch_estimate`). Then rerun the pitch accuracy of
 # §7 **on a subset**: at most 16 of its conditions, evenly spaced, once with
 # `cfg_scale=0` and once with this run's `sampling` (same seed), scored with
-# `pitch_accuracy`. The subset keeps the exercise to seconds; its accuracy moves in
-# steps of $1/n$, so read small differences as noise.
+# `pitch_accuracy`. The subset keeps the exercise to about a minute in `course` (§7
+# scores 48 clips; here 2 × 16); its accuracy moves in steps of $1/n$, so read small
+# differences as noise.
 # *Hint:* compare `accuracy` and listen for artefacts at high guidance; more guidance
 # means less variety across seeds.
 #

@@ -968,10 +968,10 @@ print("figures:", figures)
 
 # %%
 n_sub = min(16, len(test.waves))
-sub = np.unique(np.linspace(0, len(test.waves) - 1, n_sub).round().astype(int))  # evenly spaced test clips
-test_sub = ClipSet("real_test", test.waves[sub], test.pitch[sub], test.family[sub])
-mars_sub = mars_clips.waves[:len(test.waves)][sub]  # §5's MARS clips made for those conditions (first clip each)
-print(f"exercise subset: {len(sub)} of {len(test.waves)} test conditions")
+sub_idx = np.unique(np.linspace(0, len(test.waves) - 1, n_sub).round().astype(int))  # evenly spaced test clips
+test_sub = ClipSet("real_test", test.waves[sub_idx], test.pitch[sub_idx], test.family[sub_idx])
+mars_sub = mars_clips.waves[:len(test.waves)][sub_idx]  # §5's MARS clips made for those conditions (first clip each)
+print(f"exercise subset: {len(sub_idx)} of {len(test.waves)} test conditions")
 
 # %% [markdown]
 # ### Exercise 1 · More clips per condition
@@ -1093,7 +1093,8 @@ lab.check("04.2", ex04_2, reference=emb_test, crepe_dim=crepe_net.embed_dim, flo
 # Generate the conditions of `test_sub` with guidance off:
 # `idx = sample_tokens(model, tokenizer, torch.as_tensor(test_sub.pitch), torch.as_tensor(test_sub.family), cfg_scale=0, seed=seed)`
 # and `_, waves = tokens_to_audio(tokenizer, idx, seed=seed)` (both from
-# `marslib.autoregressor`). Score them and the guided MARS clips of the same conditions,
+# `marslib.autoregressor`; pass `cfg.ar`'s `temperature`, `top_k` and `top_p` too, so that
+# only the guidance differs from the MARS row). Score them and the guided MARS clips of the same conditions,
 # `mars_sub`, with one judge of the subset: `judge = Judge(cfg, run, test_sub)`, then
 # `judge.score(ClipSet("cfg0", waves.numpy(), test_sub.pitch, test_sub.family))["metrics"]`
 # (and likewise for `mars_sub`). Do PIS, IIS and the pitch accuracies (pYIN and CREPE)
@@ -1111,7 +1112,8 @@ lab.check("04.2", ex04_2, reference=emb_test, crepe_dim=crepe_net.embed_dim, flo
 from marslib.autoregressor import sample_tokens, tokens_to_audio
 
 idx_cfg0 = sample_tokens(model, tokenizer, torch.as_tensor(test_sub.pitch), torch.as_tensor(test_sub.family),
-                         cfg_scale=0, seed=seed)
+                         cfg_scale=0, seed=seed, temperature=cfg.ar.temperature, top_k=cfg.ar.top_k,
+                         top_p=cfg.ar.top_p)  # only the guidance differs from the MARS row's sampling
 cfg0_waves = tokens_to_audio(tokenizer, idx_cfg0, seed=seed)[1].numpy()
 judge_sub = Judge(cfg, run, test_sub, progress=False)
 guidance_keys = ("pis", "iis", "pitch_acc_pyin", "pitch_acc_crepe")

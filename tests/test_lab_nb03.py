@@ -157,6 +157,8 @@ def test_cache(models):
     context = dict(model=model, tokenizer=tokenizer, pitch=PITCH, family=FAMILY, seed=SEED, sampling=SAMPLING)
     passes(lab.check("03.5", right, **context))
     fails(lab.check("03.5", {**right, "cache_faster": False}, **context), "cache_faster")
+    passes(lab.check("03.5", {**right, "cache_faster": np.bool_(True)}, **context))  # a NumPy comparison's bool
+    fails(lab.check("03.5", {**right, "same_tokens": "yes"}, **context), "same_tokens")
     fails(lab.check("03.5", {**right, "same_tokens": False}, **context), "same_tokens")
     fails(lab.check("03.5", {**right, "max_abs_logit_diff": 0.5}, **context), "regenerating")
     fails(lab.check("03.5", {**right, "seconds_cache": -1.0}, **context), "positive")

@@ -43,6 +43,11 @@ def _tokens(model, tokenizer, pitch: int, family: int, seed: int, **sampling) ->
     return torch.cat([i.flatten() for i in idx])
 
 
+def agrees(claim, truth: bool) -> bool:
+    """True when a yes/no answer (a Python or NumPy bool) says ``truth``; other types never agree."""
+    return isinstance(claim, (bool, np.bool_)) and bool(claim) == bool(truth)
+
+
 def _fraction_of_accuracy(acc, n, what):
     if not (isinstance(acc, (int, float)) and 0 <= acc <= 1):
         raise Wrong(f"{what} must be a fraction in [0, 1], got {acc!r}")
@@ -74,7 +79,7 @@ def check_no_guidance(answer, model, tokenizer, pitch, family, seed, sampling) -
     _fraction_of_accuracy(a0, n, "accuracy_cfg0")
     _fraction_of_accuracy(a1, n, "accuracy_default")
     helps = answer["guidance_helps_pitch"]
-    if not isinstance(helps, bool) or helps != (a1 > a0):
+    if not agrees(helps, a1 > a0):
         raise Wrong(f"your accuracies are {a0:.0%} without guidance and {a1:.0%} with it: "
                     f"'guidance_helps_pitch' must say whether the second is higher")
     return (f"guidance changed {max(changed):.0%} of the tokens at most; pitch accuracy {a0:.0%} -> {a1:.0%} "
@@ -212,12 +217,12 @@ def check_cache(answer, model, tokenizer, pitch, family, seed, sampling) -> str:
     require_close(answer["max_abs_logit_diff"], gap, 1e-4 + 0.1 * gap, "max |logits with cache - without|")
     if gap > 1e-3:
         raise Wrong(f"the cached and uncached logits differ by {gap:.2e}: more than float error")
-    if answer["same_tokens"] is not same:
+    if not agrees(answer["same_tokens"], same):
         raise Wrong(f"'same_tokens' should be {same}: compare the token maps of both runs")
     t1, t2 = answer["seconds_cache"], answer["seconds_no_cache"]
     if not all(isinstance(t, (int, float)) and t > 0 for t in (t1, t2)):
         raise Wrong("time both runs: positive numbers of seconds")
-    if answer["cache_faster"] is not (t1 < t2):
+    if not agrees(answer["cache_faster"], t1 < t2):
         raise Wrong(f"you measured {t1:.4f} s with the cache and {t2:.4f} s without: 'cache_faster' must agree")
     return f"logits agree to {gap:.1e}; with the cache {t1 * 1e3:.1f} ms, without {t2 * 1e3:.1f} ms"
 

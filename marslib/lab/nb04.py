@@ -13,7 +13,7 @@ import math
 import numpy as np
 
 from . import Exercise, Wrong
-from .nb03 import require_close, require_keys
+from .nb03 import agrees, require_close, require_keys
 
 
 def _number(x, what):
@@ -49,10 +49,10 @@ def check_more_clips(answer, reference, one, four, cfg) -> str:
         require_close(answer[f"fd_{name}"], truth["fd"], 1e-6 * max(1.0, abs(truth["fd"])), f"fd_{name}")
     k1, k4 = answer["kid_1"], answer["kid_4"]
     moved = abs(k4["mean"] - k1["mean"]) > max(k1["std"], k4["std"])
-    if answer["kid_moved_beyond_noise"] is not moved:
+    if not agrees(answer["kid_moved_beyond_noise"], moved):
         raise Wrong(f"KID moved by {abs(k4['mean'] - k1['mean']):.4g}, its std over subsets is "
                     f"{max(k1['std'], k4['std']):.4g}: 'kid_moved_beyond_noise' should be {moved}")
-    if answer["fd_drops"] is not (answer["fd_4"] < answer["fd_1"]):
+    if not agrees(answer["fd_drops"], answer["fd_4"] < answer["fd_1"]):
         raise Wrong(f"FD went {answer['fd_1']:.4g} -> {answer['fd_4']:.4g}: 'fd_drops' must say whether it fell")
     return (f"KID {k1['mean']:+.4f} -> {k4['mean']:+.4f} (std {k1['std']:.4f}, {k4['std']:.4f}); "
             f"FD {answer['fd_1']:.4g} -> {answer['fd_4']:.4g}")
@@ -102,7 +102,7 @@ def check_fd_bias(answer, reference, crepe_dim, floor_fd) -> str:
     require_close(_number(answer["floor_fd_crepe"], "floor_fd_crepe"), floor_fd, 1e-6 * max(1.0, abs(floor_fd)),
                   "floor_fd_crepe (metrics['real_train']['fd_crepe'])")
     mostly = at_test >= 0.5 * floor_fd
-    if answer["floor_mostly_bias"] is not mostly:
+    if not agrees(answer["floor_mostly_bias"], mostly):
         raise Wrong(f"the bias alone is {at_test:.4g} against the floor's {floor_fd:.4g}: 'floor_mostly_bias' "
                     f"(bias at least half the floor's FD) should be {mostly}")
     return (f"two samples of one {crepe_dim}-D Gaussian at n = {n_test}: FD {at_test:.4g}, "
@@ -133,7 +133,7 @@ def check_no_guidance(answer, cfg0_waves, mars_waves) -> str:
             if key.startswith("pitch_acc") and abs(v * n - round(v * n)) > 1e-6:
                 raise Wrong(f"{row}[{key!r}] = {v} is not a whole number of clips out of {n}")
         drop = answer["cfg0"][key] < answer["mars"][key]
-        if answer["drops"][key] is not drop:
+        if not agrees(answer["drops"][key], drop):
             raise Wrong(f"{key}: {answer['mars'][key]:.3f} guided, {answer['cfg0'][key]:.3f} without: "
                         f"drops[{key!r}] should be {drop}")
     dropped = [k for k, v in answer["drops"].items() if v]
@@ -176,7 +176,7 @@ def check_copies(answer, copies, classifier, cfg, train_trunk, test_cos) -> str:
     require_close(_number(answer["closest_real_test"], "closest_real_test"), float(np.min(test_cos)), 1e-9,
            "closest_real_test (the smallest nearest-training distance of a real test note)")
     below = max(answer["copy_distances"]) < answer["closest_real_test"]
-    if answer["copies_below_every_real_test_note"] is not below:
+    if not agrees(answer["copies_below_every_real_test_note"], below):
         raise Wrong(f"your copies are at most {max(answer['copy_distances']):.2e} from the training set, the "
                     f"closest real test note {answer['closest_real_test']:.2e}: the conclusion should be {below}")
     return (f"copies at {max(answer['copy_distances']):.1e} at most; the closest real test note at "
