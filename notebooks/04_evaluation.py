@@ -992,8 +992,8 @@ print(f"exercise subset: {len(sub_idx)} of {len(test.waves)} test conditions")
 #
 # Set `ex04_1` to a dict: `n_conditions`, `kid_1` and `kid_4` (each `{"mean", "std"}`),
 # `fd_1`, `fd_4`, `kid_moved_beyond_noise` (a bool: does |Δ mean| exceed the larger
-# std?) and `fd_drops` (a bool: is `fd_4 < fd_1`?). Pass your three embedding arrays to
-# the check.
+# std?) and `fd_drops` (a bool: is `fd_4 < fd_1`?). The check cell reads your embeddings
+# from a dict `embed_sub` with keys `"real"`, `"one"` and `"four"`.
 #
 # *Cost: ≈ 1.5 min on 2 CPU cores (course): generates 64 clips and embeds 96 with CREPE-full; no training.*
 
@@ -1047,7 +1047,7 @@ lab.check("04.1", ex04_1, reference=embed_sub["real"], one=embed_sub["one"], fou
 #
 # Set `ex04_2` to a dict: `dims`, `n` (list), `fd` (list), `n_test`, `fd_at_n_test`,
 # `floor_fd_crepe`, and `floor_mostly_bias` (a bool: is the bias at least half the
-# floor's FD?). Pass `emb_test` to the check.
+# floor's FD?). The check cell reads `emb_test`.
 #
 # *Cost: ≈ 1 min on 2 CPU cores (course): embeds the ~150 test clips with CREPE-full; no training.*
 
@@ -1103,7 +1103,8 @@ lab.check("04.2", ex04_2, reference=emb_test, crepe_dim=crepe_net.embed_dim, flo
 #
 # Set `ex04_3` to a dict: `n`, `cfg0` and `mars` (each `{"pis", "iis",
 # "pitch_acc_pyin", "pitch_acc_crepe"}`), and `drops` (the same keys, each a bool: is
-# the CFG-0 value lower?). Pass both clip arrays to the check.
+# the CFG-0 value lower?). The check cell reads your CFG-0 waveforms as a NumPy array
+# `cfg0_waves` `(n, S)`, beside `mars_sub`.
 #
 # *Cost: ≈ 1.5 min on 2 CPU cores (course): the judge embeds the training split, then 16 clips are generated
 # and two sets scored; no training.*
@@ -1178,7 +1179,8 @@ lab.check("04.4", ex04_4, real=real_blobs, fake=good_blobs, seed=seed)
 #
 # Set `ex04_5` to a dict: `n_copies`, `copy_distances` (the copies' distances),
 # `closest_real_test` (the smallest distance of a real test note, `test_cos.min()`) and
-# `copies_below_every_real_test_note` (a bool). Pass the copies' waveforms to the check.
+# `copies_below_every_real_test_note` (a bool). The check cell reads the copies'
+# waveforms as `copy_waves` `(3, S)`.
 #
 # *Cost: ≈ 5 seconds on 2 CPU cores (course); no training.*
 
