@@ -61,6 +61,7 @@ import torch
 from IPython.display import HTML, Audio, display
 
 from marslib import audio, cmx
+from marslib import lab
 from marslib.autoregressor import (NextScaleTransformer, RasterTransformer, block_causal_mask,
                                    sample_tokens, tokens_to_audio)
 from marslib.autoregressor.training import fit_ar, token_dataset
@@ -1108,24 +1109,245 @@ print("timing:", {k: results["timing"][k] for k in ("sampling_seconds_per_clip",
 #
 # ## Exercises
 #
-# 1. **No guidance.** Set the slider (or `explorer.update(cfg_scale=0)`) to 0 and listen,
-#    then try 4 and 8. Does the pitch get clearer? Rerun §7 with `sampling["cfg_scale"] = 0`.
-#    *Hint:* compare `accuracy` and listen for artefacts at high guidance; more
-#    guidance means less variety across seeds.
-# 2. **Truncated sampling.** Generate the pitch sweep with `top_k=8`, then with
-#    `top_p=0.9` (see `sample_logits` in `marslib/autoregressor/blocks.py`). What
-#    happens to the noise floor of the spectrograms? *Hint:* both remove the unlikely
-#    codes that add speckle; too small a `top_k` makes notes alike.
-# 3. **Temperature.** Sample one condition with `temperature` 0.5, 1.0 and 1.5 and 4
-#    seeds each. Which one varies most between seeds? *Hint:* temperature divides the
-#    logits before the softmax; $T \to 0$ is greedy decoding.
-# 4. **Count the passes.** For the paper's grid, compute by hand, for each method, the
-#    number of passes, the tokens processed, and the attention query–key pairs per layer
-#    for one clip with a KV cache; then without one (every pass recomputes the whole
-#    prefix). *Hint:* with a cache, scale $k$ attends from $h_k w_k$ queries to
-#    $\sum_{j \le k} h_j w_j$ keys and raster token $i$ to $i$ keys; check the cached
-#    totals against `attention_pairs_next_scale` and `attention_pairs_raster` in
-#    `cmx.representation_costs(get_config("paper"))`.
-# 5. **Cache or no cache.** Call `sample_tokens(..., use_cache=False, return_logits=True)`
-#    and compare its logits with the cached run. *Hint:* they should agree to float
-#    precision; time both to see what the cache saves.
+# Each exercise ends with a check cell: set the answer variable `ex03_k` and run the
+# check, which regenerates what it can (sampling is deterministic given the seed) and
+# tells you what is right or what to look at again. Run the notebook above first.
+
+# %% [markdown]
+# ### Exercise 1 · No guidance
+#
+# Drive the guidance explorer of §8 from code with `explorer.update(cfg_scale=s,
+# pitch=gen_pitch, family=gen_family)` for `s` = 0, 4 and 8 (the slider does the same
+# in a live kernel) and listen: does the pitch get clearer? For each scale record the
+# fraction of the $L$ tokens that differ from the CFG-0 note (compare the views'
+# `.indices`) and pYIN's estimate (`.pitch_estimate`). Then rerun the pitch accuracy of
+# §7 **on a subset**: at most 16 of its conditions, evenly spaced, once with
+# `cfg_scale=0` and once with this run's `sampling` (same seed), scored with
+# `pitch_accuracy`. The subset keeps the exercise to about a minute in `course` (§7
+# scores 48 clips; here 2 × 16); its accuracy moves in steps of $1/n$, so read small
+# differences as noise.
+# *Hint:* compare `accuracy` and listen for artefacts at high guidance; more guidance
+# means less variety across seeds.
+#
+# Set `ex03_1` to a dict: `cfg_scales` `[0, 4, 8]`, `tokens_changed_vs_cfg0` and
+# `pyin_midi` (one per scale), `n` (conditions scored), `accuracy_cfg0`,
+# `accuracy_default`, and `guidance_helps_pitch` (a bool: is the guided accuracy higher?).
+#
+# *Cost: ≈ 1 min on 2 CPU cores (course): generates 2 × 16 notes and tracks their pitch with pYIN; no training.*
+
+# %% tags=["solution"]
+guidance_views = [explorer.update(cfg_scale=s, pitch=gen_pitch, family=gen_family) for s in (0, 4, 8)]
+flat_tokens = [torch.cat([i.flatten() for i in v.indices]) for v in guidance_views]
+n_sub = min(16, n_pitch_eval)
+sub = torch.from_numpy(np.unique(np.linspace(0, n_pitch_eval - 1, n_sub).round().astype(int)))
+sub_acc = {}
+for name, s in (("cfg0", 0.0), ("default", sampling["cfg_scale"])):
+    idx_s = sample_tokens(model, tokenizer, eval_pitch[sub], eval_family[sub], seed=seed, **{**sampling, "cfg_scale": s})
+    sub_acc[name] = pitch_accuracy(tokens_to_audio(tokenizer, idx_s, seed=seed)[1], sr, eval_pitch[sub].numpy())
+for g_view, g_tokens in zip(guidance_views, flat_tokens):
+    print(f"CFG {g_view.cfg_scale:g}: {float((g_tokens != flat_tokens[0]).float().mean()):.0%} of tokens differ "
+          f"from CFG 0, pYIN {g_view.pitch_estimate:.1f} (asked {gen_pitch})")
+    display(Audio(g_view.waveform, rate=sr))
+print(f"pitch accuracy on {len(sub)} conditions: CFG 0 {sub_acc['cfg0']['accuracy']:.0%}, "
+      f"CFG {sampling['cfg_scale']:g} {sub_acc['default']['accuracy']:.0%}")
+explorer.update(cfg_scale=ar.cfg_scale, pitch=gen_pitch, family=gen_family)  # the widget back to the default
+ex03_1 = {
+    "cfg_scales": [v.cfg_scale for v in guidance_views],
+    "tokens_changed_vs_cfg0": [float((t != flat_tokens[0]).float().mean()) for t in flat_tokens],
+    "pyin_midi": [finite_or_none(v.pitch_estimate) for v in guidance_views],
+    "n": len(sub),
+    "accuracy_cfg0": sub_acc["cfg0"]["accuracy"],
+    "accuracy_default": sub_acc["default"]["accuracy"],
+    "guidance_helps_pitch": sub_acc["default"]["accuracy"] > sub_acc["cfg0"]["accuracy"],
+}
+
+# %% [markdown] tags=["solution"]
+# The coarsest scale is never guided ($t_1 = 0$), so its token is the same at every
+# scale; the finer scales change more and more as $s$ grows. With a trained model
+# (`course`) guidance usually raises the pitch accuracy and, at 8, starts to add buzzy
+# artefacts; in `smoke` the model is barely trained and the numbers only show the
+# machinery. On 16 conditions one clip is 6 %: a difference of one or two clips is noise.
+
+# %%
+lab.check("03.1", ex03_1, model=model, tokenizer=tokenizer, pitch=gen_pitch, family=gen_fam, seed=seed,
+          sampling=sampling)
+
+# %% [markdown]
+# ### Exercise 2 · Truncated sampling
+#
+# Sample the pitch sweep of §6 (same pitches, family and seed) three ways: with this
+# run's `sampling` (`"default"`), with `top_k=8` (and `top_p=0`), and with `top_p=0.9`
+# (and `top_k=0`); see `sample_logits` in `marslib/autoregressor/blocks.py`. Decode
+# each with `stage_spectrogram(idx, K)` (§5: the spectrogram, no Griffin-Lim needed)
+# and measure its **noise floor**, the median normalised log-magnitude over every bin
+# of the sweep (−1 is silence; speckle between the harmonics raises it), and the number
+# of **distinct codes** in the finest scale's token maps. What happens to the noise floor?
+# *Hint:* both remove the unlikely codes that add speckle; too small a `top_k` makes
+# notes alike.
+#
+# Set `ex03_2` to a dict: `noise_floor` and `distinct_codes`, each a dict over
+# `"default"`, `"top_k"`, `"top_p"`, and `fewest_codes`, the name of the setting that
+# used the fewest codes.
+#
+# *Cost: ≈ 15 seconds on 2 CPU cores (course); no training.*
+
+# %% tags=["solution"]
+truncations = {"default": {}, "top_k": {"top_k": 8, "top_p": 0.0}, "top_p": {"top_k": 0, "top_p": 0.9}}
+trunc_specs, trunc_codes = {}, {}
+for name, change in truncations.items():
+    idx_t = sample_tokens(model, tokenizer, torch.tensor(sweep), torch.full((len(sweep),), gen_fam), seed=seed,
+                          **{**sampling, **change})
+    trunc_specs[name] = stage_spectrogram(idx_t, K)                       # (B, 1, F, T)
+    trunc_codes[name] = int(idx_t[-1].unique().numel())
+fig, ax = plt.subplots(figsize=(8, 3.6), layout="constrained")
+freqs = np.linspace(0, sr / 2, cfg.spec_shape[0])
+for name, spec_t in trunc_specs.items():  # the sweep's average spectrum: the floor is where it sits between peaks
+    ax.plot(freqs, spec_t.mean(dim=(0, 1, 3)).cpu().numpy(),
+            label=f"{name}: median {float(spec_t.median()):+.3f}, {trunc_codes[name]} codes")
+ax.set(xlabel="frequency (Hz)", ylabel="mean normalised log-magnitude",
+       title=f"pitch sweep ({gen_family}) under three truncations")
+ax.grid(alpha=0.3)
+ax.legend(fontsize=8)
+plt.show()
+ex03_2 = {
+    "noise_floor": {name: float(spec_t.median()) for name, spec_t in trunc_specs.items()},
+    "distinct_codes": trunc_codes,
+    "fewest_codes": min(trunc_codes, key=trunc_codes.get),
+}
+print(ex03_2)
+
+# %% [markdown] tags=["solution"]
+# Truncation can only remove codes, never add any: at every position it samples from
+# the top 8 codes (or from the smallest set holding 90 % of the probability). With a
+# trained model that lowers the floor between the harmonics (less speckle); with a
+# barely trained one (`smoke`) the distributions are nearly flat, so `top_k=8` simply
+# draws from 8 arbitrary codes and the floor tells little.
+
+# %%
+lab.check("03.2", ex03_2, model=model, tokenizer=tokenizer, cfg=cfg, pitches=sweep, family=gen_fam, seed=seed,
+          sampling=sampling)
+
+# %% [markdown]
+# ### Exercise 3 · Temperature
+#
+# Sample the note of §5 (`gen_pitch`, `gen_fam`) with `temperature` 0.5, 1.0 and 1.5,
+# everything else as in `sampling`, with 4 seeds each (`seed`, `seed + 1`, `seed + 2`,
+# `seed + 3`). For each temperature measure the **seed disagreement**: over the 6
+# pairs of seeds, the mean fraction of the $L$ tokens that differ. Which temperature
+# varies most between seeds? *Hint:* temperature divides the logits before the softmax;
+# $T \to 0$ is greedy decoding.
+#
+# Set `ex03_3` to a dict: `temperatures` `[0.5, 1.0, 1.5]`, `seed_disagreement` (one
+# per temperature) and `most_varied` (the temperature with the largest disagreement).
+#
+# *Cost: ≈ 10 seconds on 2 CPU cores (course); no training.*
+
+# %% tags=["solution"]
+temperature_draws = {}
+for temp in (0.5, 1.0, 1.5):
+    temperature_draws[temp] = [
+        torch.cat([i.flatten() for i in sample_tokens(model, tokenizer, torch.tensor([gen_pitch]),
+                                                      torch.tensor([gen_fam]), seed=s,
+                                                      **{**sampling, "temperature": temp})])
+        for s in range(seed, seed + 4)]
+disagreement = {temp: float(np.mean([(draws[i] != draws[j]).float().mean().item()
+                                     for i in range(4) for j in range(i + 1, 4)]))
+                for temp, draws in temperature_draws.items()}
+ex03_3 = {"temperatures": list(disagreement), "seed_disagreement": list(disagreement.values()),
+          "most_varied": max(disagreement, key=disagreement.get)}
+print(ex03_3)
+
+# %% [markdown] tags=["solution"]
+# Dividing the logits by $T < 1$ sharpens every distribution toward its most likely
+# code, so different seeds draw the same token more often; $T > 1$ flattens them toward
+# uniform, where two seeds agree on a token only with probability about $1/V$. A trained
+# model shows the order clearly; the nearly flat distributions of `smoke` disagree a lot
+# at every temperature.
+
+# %%
+lab.check("03.3", ex03_3, model=model, tokenizer=tokenizer, pitch=gen_pitch, family=gen_fam, seed=seed,
+          sampling=sampling)
+
+# %% [markdown]
+# ### Exercise 4 · Count the passes
+#
+# For the paper's grid (`pcfg` of §9: VAR's 10 scales up to $16 \times 16$), compute by
+# hand, for each method, the number of sequential forward passes, the tokens processed
+# and the attention query–key pairs per layer that the mask allows, for one clip: first
+# with a KV cache, then without one (every pass recomputes the whole prefix, under the
+# block-causal mask for next-scale and the causal one for raster). *Hint:* with a cache,
+# scale $k$ attends from $h_k w_k$ queries to $\sum_{j \le k} h_j w_j$ keys and raster
+# token $i$ to $i$ keys; check the cached totals against `attention_pairs_next_scale`
+# and `attention_pairs_raster` in `cmx.representation_costs(pcfg)`.
+#
+# Set `ex03_4` to a dict with keys `"next_scale"`, `"next_scale_no_cache"`, `"raster"`,
+# `"raster_no_cache"`, each a dict of ints `{"passes", "tokens", "pairs"}`.
+#
+# *Cost: ≈ 1 second on 2 CPU cores (course); arithmetic only, no training.*
+
+# %% tags=["solution"]
+p_lengths = [hk * wk for hk, wk in pcfg.tokenizer.scales]
+p_cum = np.cumsum(p_lengths)                              # tokens of scales <= k
+p_pairs = [lk * ck for lk, ck in zip(p_lengths, p_cum)]   # scale k's queries x keys
+n_grid = pcfg.latent_shape[0] * pcfg.latent_shape[1]      # raster tokens, one per pass
+ex03_4 = {
+    "next_scale": {"passes": len(p_lengths), "tokens": int(p_cum[-1]), "pairs": int(sum(p_pairs))},
+    "next_scale_no_cache": {"passes": len(p_lengths), "tokens": int(p_cum.sum()),
+                            "pairs": int(np.cumsum(p_pairs).sum())},
+    "raster": {"passes": n_grid, "tokens": n_grid, "pairs": sum(range(1, n_grid + 1))},
+    "raster_no_cache": {"passes": n_grid, "tokens": sum(range(1, n_grid + 1)),
+                        "pairs": sum(i * (i + 1) // 2 for i in range(1, n_grid + 1))},
+}
+p_cost = cmx.representation_costs(pcfg)[0]
+assert ex03_4["next_scale"]["pairs"] == p_cost.attention_pairs_next_scale
+assert ex03_4["raster"]["pairs"] == p_cost.attention_pairs_raster
+for method, counts in ex03_4.items():
+    print(f"{method:>20}: " + ", ".join(f"{key} {value:,}" for key, value in counts.items()))
+
+# %% [markdown] tags=["solution"]
+# With a cache next-scale attends over more pairs than raster (every token of a scale
+# sees all coarser scales) but in 10 passes instead of 256. Without a cache raster pays
+# the most: each of its 256 passes recomputes a growing prefix, so its tokens and pairs
+# grow as $n^2/2$ and $n^3/6$; next-scale recomputes only 10 prefixes.
+
+# %%
+lab.check("03.4", ex03_4, cfg=pcfg)
+
+# %% [markdown]
+# ### Exercise 5 · Cache or no cache
+#
+# Sample the note of §5 twice with `sample_tokens(..., return_logits=True)`, once with
+# the KV cache (`use_cache=True`, the default) and once without (`use_cache=False`),
+# same seed and `sampling`. Compare the guided logits of every scale (the largest
+# absolute difference) and the token maps, then time both with `seconds_per_clip` of §9.
+# *Hint:* they should agree to float precision; the time shows what the cache saves.
+#
+# Set `ex03_5` to a dict: `max_abs_logit_diff`, `same_tokens` (bool), `seconds_cache`,
+# `seconds_no_cache`, and `cache_faster` (bool, from your two times).
+#
+# *Cost: ≈ 10 seconds on 2 CPU cores (course); no training.*
+
+# %% tags=["solution"]
+cache_label = torch.tensor([gen_pitch]), torch.tensor([gen_fam])
+with_cache = sample_tokens(model, tokenizer, *cache_label, seed=seed, return_logits=True, **sampling)
+no_cache = sample_tokens(model, tokenizer, *cache_label, seed=seed, use_cache=False, return_logits=True, **sampling)
+cache_times = [seconds_per_clip(lambda c=c: sample_tokens(model, tokenizer, *cache_label, seed=seed, use_cache=c,
+                                                          **sampling)) for c in (True, False)]
+ex03_5 = {
+    "max_abs_logit_diff": max(float((a - b).abs().max()) for a, b in zip(with_cache[1], no_cache[1])),
+    "same_tokens": all(torch.equal(a, b) for a, b in zip(with_cache[0], no_cache[0])),
+    "seconds_cache": cache_times[0],
+    "seconds_no_cache": cache_times[1],
+    "cache_faster": cache_times[0] < cache_times[1],
+}
+print(ex03_5)
+
+# %% [markdown] tags=["solution"]
+# The two paths compute the same function (the mask of the uncached path hides exactly
+# what the cache never holds), so the logits agree to float rounding and the tokens are
+# identical. On this profile's short sequence the cache saves little; its saving grows
+# with the number of scales and tokens (Exercise 4).
+
+# %%
+lab.check("03.5", ex03_5, model=model, tokenizer=tokenizer, pitch=gen_pitch, family=gen_fam, seed=seed,
+          sampling=sampling)

@@ -76,6 +76,7 @@ from IPython.display import HTML, Audio, Markdown, display
 from sklearn.cluster import KMeans
 
 from marslib.ablation import baseline_config
+from marslib import lab
 from marslib.audio import fit_length, load_audio, waveform_to_input
 from marslib.autoregressor.training import fit_ar, fit_raster
 from marslib.data import ensure_dataset, require_clips
@@ -910,55 +911,6 @@ display(HTML(html + "</table>"))
 # blurred timbre), which the distribution metrics of §4 should also show. The embedding is our classifier's trunk, which was trained to
 # tell pitch and family apart, so two notes of the same pitch and family can be close
 # in it without being copies: listen before concluding.
-#
-# ## Summary
-#
-# - Generated notes are judged as **sets**, through embeddings: Fréchet distance and KID
-#   compare the distributions (FD is strongly biased with few clips, KID is unbiased),
-#   the inception score rewards confident and varied classifier posteriors, NDB/k counts
-#   k-means bins whose share differs significantly, and nearest-neighbour distances
-#   check for copies.
-# - The embeddings come from **our** pitch/family classifier (PIS, IIS, PKID, IKID, NDB/k,
-#   as in Nistal et al. 2020) and from the pretrained **CREPE** standing in for VGGish
-#   ("FD CREPE", not comparable with published FADs); the judges are checked on real
-#   held-out notes first.
-# - Every number is read against references computed the same way: a floor of real
-#   notes and the Griffin-Lim and tokenizer ceilings; the paper's own numbers are not
-#   available to us, so the comparison that counts is within the run, MARS against these
-#   references and the raster baseline.
-# - Family accuracy family by family, and the classifier's confusion matrix of MARS's
-#   notes, show which timbres MARS renders recognisably; the headline numbers carry 95 %
-#   bootstrap intervals over clips, and a change is real only when the intervals separate.
-#
-# ## Exercises
-#
-# 1. **More clips per condition.** Make a config with four generated clips per test
-#    condition (`import dataclasses`),
-#    `cfg4 = dataclasses.replace(cfg, eval=dataclasses.replace(cfg.eval, clips_per_condition=4))`,
-#    then `clips4 = make_clips("mars", cfg4, run, test)` and `judge = Judge(cfg4, run, test)`.
-#    Compare `kernel_inception_distance(judge.reference["crepe"]["embedding"],
-#    judge.features(c)["crepe"]["embedding"], cfg.eval.kid_subset, cfg.eval.kid_subsets)`
-#    for `c = clips4` and for the one-clip `mars_clips` of §5. *Hint:* more clips, more
-#    distinct subsets: the std over subsets shrinks, while the mean should not move much,
-#    because KID is unbiased. (`Judge` writes nothing; `evaluate` with another `cfg.eval`
-#    would start `run/evaluation/metrics.json` afresh.)
-# 2. **FD's bias in our dimensions.** Repeat §2.3 with `d_bias` set to the CREPE
-#    embedding size (`crepe_net.embed_dim`) and $n$ up to a few thousand. At our number of
-#    test clips, how large is FD for two samples of the *same* Gaussian? *Hint:* compare
-#    with the floor row's FD CREPE.
-# 3. **No guidance.** Generate the test conditions with guidance off,
-#    `idx = sample_tokens(model, tokenizer, torch.as_tensor(test.pitch), torch.as_tensor(test.family), cfg_scale=0, seed=0)`
-#    and `_, waves = tokens_to_audio(tokenizer, idx, seed=0)` (both from `marslib.autoregressor`),
-#    then score them: `Judge(cfg, run, test).score(ClipSet("cfg0", waves.numpy(), test.pitch, test.family))`.
-#    Do PIS, IIS and the pitch accuracies drop against the MARS row? *Hint:* guidance
-#    trades variety for adherence to the label: PIS rewards confident pitch, the
-#    accuracies only adherence.
-# 4. **NDB's $k$.** In §2.5, try $k$ = 4, 16 and 64 bins for the good generator. How many
-#    bins are significant by chance? *Hint:* with $\alpha = 0.05$ expect about $0.05\,k$;
-#    with many bins and few points per bin the test loses power.
-# 5. **A copy detector.** Append a few training clips to the MARS clip set and recompute
-#    their nearest-training distances with `nearest_neighbours`. Where do they land in the
-#    histogram of §5? *Hint:* at 0: they are training clips.
 
 # %% [markdown]
 # ## 6. Results
@@ -1013,3 +965,278 @@ print("classifier:", results_json["classifier"])
 print("rows:", {n: {k: round(v, 4) for k, v in m.items() if k in ("fd_crepe", "kid_crepe", "pis", "ndb_k")}
                 for n, m in results_json["rows"].items()})
 print("figures:", figures)
+
+# %% [markdown]
+# ## Summary
+#
+# - Generated notes are judged as **sets**, through embeddings: Fréchet distance and KID
+#   compare the distributions (FD is strongly biased with few clips, KID is unbiased),
+#   the inception score rewards confident and varied classifier posteriors, NDB/k counts
+#   k-means bins whose share differs significantly, and nearest-neighbour distances
+#   check for copies.
+# - The embeddings come from **our** pitch/family classifier (PIS, IIS, PKID, IKID, NDB/k,
+#   as in Nistal et al. 2020) and from the pretrained **CREPE** standing in for VGGish
+#   ("FD CREPE", not comparable with published FADs); the judges are checked on real
+#   held-out notes first.
+# - Every number is read against references computed the same way: a floor of real
+#   notes and the Griffin-Lim and tokenizer ceilings; the paper's own numbers are not
+#   available to us, so the comparison that counts is within the run, MARS against these
+#   references and the raster baseline.
+# - Family accuracy family by family, and the classifier's confusion matrix of MARS's
+#   notes, show which timbres MARS renders recognisably; the headline numbers carry 95 %
+#   bootstrap intervals over clips, and a change is real only when the intervals separate.
+#
+# ## Exercises
+#
+# Each exercise ends with a check cell: set the answer variable `ex04_k` and run the
+# check, which recomputes the metric from what you pass it and tells you what is right
+# or what to look at again. Run the notebook above first. Exercises 1 and 3 generate and
+# score clips: to keep them to a lab's minutes they use **a subset of the test
+# conditions**, `test_sub` (at most 16, evenly spaced over the test split), made in the
+# cell below. A subset makes every number noisier than the full table's, and the
+# metrics' bias depends on the number of clips (§2.3): compare numbers only within it.
+
+# %%
+n_sub = min(16, len(test.waves))
+sub_idx = np.unique(np.linspace(0, len(test.waves) - 1, n_sub).round().astype(int))  # evenly spaced test clips
+test_sub = ClipSet("real_test", test.waves[sub_idx], test.pitch[sub_idx], test.family[sub_idx])
+mars_sub = mars_clips.waves[:len(test.waves)][sub_idx]  # §5's MARS clips made for those conditions (first clip each)
+print(f"exercise subset: {len(sub_idx)} of {len(test.waves)} test conditions")
+
+# %% [markdown]
+# ### Exercise 1 · More clips per condition
+#
+# Generate four MARS clips per condition of `test_sub`: a config with
+# `clips_per_condition=4` (`import dataclasses`;
+# `cfg4 = dataclasses.replace(cfg, eval=dataclasses.replace(cfg.eval, clips_per_condition=4))`),
+# then `clips4 = make_clips("mars", cfg4, run, test_sub)`. Embed the subset's real clips,
+# the one-clip set `mars_sub` and `clips4` with `crepe_embeddings(waves, sr,
+# capacity=cfg.eval.crepe_capacity, n_frames=cfg.eval.crepe_frames, device=cfg.device)`
+# (the CREPE embedding `Judge` uses; calling it directly skips the `Judge`'s pass over
+# the training split). Compute KID against the real subset with
+# `kernel_inception_distance(real, fake, subset, cfg.eval.kid_subsets, seed=cfg.seed)`,
+# `subset = len(test_sub.waves) // 2` (half the real clips, so that the subsets differ),
+# and FD with `frechet_distance(real, fake)`, for one and for four clips per condition.
+# *Hint:* KID is unbiased, so its mean should not move beyond its spread over subsets;
+# FD's bias shrinks with more clips (§2.3).
+#
+# Set `ex04_1` to a dict: `n_conditions`, `kid_1` and `kid_4` (each `{"mean", "std"}`),
+# `fd_1`, `fd_4`, `kid_moved_beyond_noise` (a bool: does |Δ mean| exceed the larger
+# std?) and `fd_drops` (a bool: is `fd_4 < fd_1`?). The check cell reads your embeddings
+# from a dict `embed_sub` with keys `"real"`, `"one"` and `"four"`.
+#
+# *Cost: ≈ 1.5 min on 2 CPU cores (course): generates 64 clips and embeds 96 with CREPE-full; no training.*
+
+# %% tags=["solution"]
+import dataclasses
+
+eval4 = dataclasses.replace(cfg.eval, clips_per_condition=4)
+cfg4 = dataclasses.replace(cfg, eval=eval4)
+clips4 = make_clips("mars", cfg4, run, test_sub)  # (4 x subset, S): clip i made for condition i mod subset
+assert clips4.waves.shape[0] == 4 * len(test_sub.waves)
+embed_sub = {name: crepe_embeddings(waves, sr, capacity=cfg.eval.crepe_capacity, n_frames=cfg.eval.crepe_frames,
+                                    device=cfg.device)
+             for name, waves in (("real", test_sub.waves), ("one", mars_sub), ("four", clips4.waves))}
+kid_subset = len(test_sub.waves) // 2
+more_clips = {name: {"kid": kernel_inception_distance(embed_sub["real"], embed_sub[name], kid_subset,
+                                                      cfg.eval.kid_subsets, seed=cfg.seed),
+                     "fd": frechet_distance(embed_sub["real"], embed_sub[name])} for name in ("one", "four")}
+for name, r in more_clips.items():
+    print(f"{name} clip(s) per condition: KID {r['kid']['mean']:+.4f} ± {r['kid']['std']:.4f}, FD {r['fd']:.4g}")
+k1, k4 = more_clips["one"]["kid"], more_clips["four"]["kid"]
+ex04_1 = {
+    "n_conditions": len(test_sub.waves), "kid_1": k1, "kid_4": k4,
+    "fd_1": more_clips["one"]["fd"], "fd_4": more_clips["four"]["fd"],
+    "kid_moved_beyond_noise": abs(k4["mean"] - k1["mean"]) > max(k1["std"], k4["std"]),
+    "fd_drops": more_clips["four"]["fd"] < more_clips["one"]["fd"],
+}
+
+# %% [markdown] tags=["solution"]
+# FD's estimate from 16 generated clips carries a large positive bias (far fewer clips
+# than CREPE dimensions, §2.3); with 64 clips the generated side's share of that bias
+# shrinks, so FD usually falls although the generator did not change. KID has no such
+# bias: its mean stays within its spread, which is why it is the fairer number when
+# rows have different numbers of clips.
+
+# %%
+lab.check("04.1", ex04_1, reference=embed_sub["real"], one=embed_sub["one"], four=embed_sub["four"], cfg=cfg)
+
+# %% [markdown]
+# ### Exercise 2 · FD's bias in our dimensions
+#
+# Repeat §2.3 in the dimension of our CREPE embeddings, `d = crepe_net.embed_dim`, and
+# with their shape: embed the whole test set (`crepe_embeddings` as in Exercise 1, an
+# `(N, d)` array `emb_test`), fit a Gaussian to it and draw two samples of $n$ points
+# from that *same* Gaussian, `mu + rng.standard_normal((n, N)) @ centred / sqrt(N - 1)`
+# with `mu = emb_test.mean(0)` and `centred = emb_test - mu` (their covariance is the
+# test clips' own), for $n$ = the number of test clips $N$, 16, 64, 256 and 1024
+# (sorted). At our number of test clips, how large is FD for two samples of one
+# distribution, next to the floor row's FD CREPE (`metrics["real_train"]["fd_crepe"]`)?
+# *Hint:* the floor compares two different real sets of $N$ clips; the two samples here
+# differ only by chance.
+#
+# Set `ex04_2` to a dict: `dims`, `n` (list), `fd` (list), `n_test`, `fd_at_n_test`,
+# `floor_fd_crepe`, and `floor_mostly_bias` (a bool: is the bias at least half the
+# floor's FD?). The check cell reads `emb_test`.
+#
+# *Cost: ≈ 1 min on 2 CPU cores (course): embeds the ~150 test clips with CREPE-full; no training.*
+
+# %% tags=["solution"]
+import warnings
+
+from scipy.linalg import LinAlgWarning
+
+d_crepe = crepe_net.embed_dim
+emb_test = crepe_embeddings(test.waves, sr, capacity=cfg.eval.crepe_capacity, n_frames=cfg.eval.crepe_frames,
+                            device=cfg.device)                                  # (N, d)
+mu_test = emb_test.mean(0)
+centred_test = (emb_test - mu_test) / np.sqrt(len(emb_test) - 1)                # covariance = centred.T @ centred
+n_test_clips = len(test.waves)
+bias_n = sorted({n_test_clips, 16, 64, 256, 1024})
+bias_rng = np.random.default_rng(seed)
+same_gaussian = lambda n: mu_test + bias_rng.standard_normal((n, n_test_clips)) @ centred_test  # noqa: E731
+with warnings.catch_warnings():  # n >= d: the fitted covariance has rank N - 1 < d and sqrtm says so
+    warnings.simplefilter("ignore", LinAlgWarning)
+    fd_same = [frechet_distance(same_gaussian(n), same_gaussian(n)) for n in bias_n]
+floor_fd = metrics["real_train"]["fd_crepe"]
+for n, fd_n in zip(bias_n, fd_same):
+    print(f"n = {n:>4} in {d_crepe} dims: FD {fd_n:.4g}" + ("   <- our test set" if n == n_test_clips else ""))
+print(f"floor row FD CREPE: {floor_fd:.4g}")
+fd_test_n = fd_same[bias_n.index(n_test_clips)]
+ex04_2 = {"dims": d_crepe, "n": bias_n, "fd": fd_same, "n_test": n_test_clips, "fd_at_n_test": fd_test_n,
+          "floor_fd_crepe": floor_fd, "floor_mostly_bias": fd_test_n >= 0.5 * floor_fd}
+
+# %% [markdown] tags=["solution"]
+# With fewer clips than dimensions, two samples of one Gaussian shaped like our
+# embeddings are about as far apart in FD as the floor's two different sets of real notes,
+# or farther: most of the floor's distance is estimation bias, not a difference between
+# real train and real test notes. The bias falls quickly once $n$ grows past the rank of
+# the covariance. That is why the table's FDs are compared only between rows of equal
+# size, and never with published FADs.
+
+# %%
+lab.check("04.2", ex04_2, reference=emb_test, crepe_dim=crepe_net.embed_dim, floor_fd=metrics["real_train"]["fd_crepe"])
+
+# %% [markdown]
+# ### Exercise 3 · No guidance
+#
+# Generate the conditions of `test_sub` with guidance off:
+# `idx = sample_tokens(model, tokenizer, torch.as_tensor(test_sub.pitch), torch.as_tensor(test_sub.family), cfg_scale=0, seed=seed)`
+# and `_, waves = tokens_to_audio(tokenizer, idx, seed=seed)` (both from
+# `marslib.autoregressor`; pass `cfg.ar`'s `temperature`, `top_k` and `top_p` too, so that
+# only the guidance differs from the MARS row). Score them and the guided MARS clips of the same conditions,
+# `mars_sub`, with one judge of the subset: `judge = Judge(cfg, run, test_sub)`, then
+# `judge.score(ClipSet("cfg0", waves.numpy(), test_sub.pitch, test_sub.family))["metrics"]`
+# (and likewise for `mars_sub`). Do PIS, IIS and the pitch accuracies (pYIN and CREPE)
+# drop without guidance? *Hint:* guidance trades variety for adherence to the label:
+# PIS rewards confident pitch, the accuracies only adherence.
+#
+# Set `ex04_3` to a dict: `n`, `cfg0` and `mars` (each `{"pis", "iis",
+# "pitch_acc_pyin", "pitch_acc_crepe"}`), and `drops` (the same keys, each a bool: is
+# the CFG-0 value lower?). The check cell reads your CFG-0 waveforms as a NumPy array
+# `cfg0_waves` `(n, S)`, beside `mars_sub`.
+#
+# *Cost: ≈ 1.5 min on 2 CPU cores (course): the judge embeds the training split, then 16 clips are generated
+# and two sets scored; no training.*
+
+# %% tags=["solution"]
+from marslib.autoregressor import sample_tokens, tokens_to_audio
+
+idx_cfg0 = sample_tokens(model, tokenizer, torch.as_tensor(test_sub.pitch), torch.as_tensor(test_sub.family),
+                         cfg_scale=0, seed=seed, temperature=cfg.ar.temperature, top_k=cfg.ar.top_k,
+                         top_p=cfg.ar.top_p)  # only the guidance differs from the MARS row's sampling
+cfg0_waves = tokens_to_audio(tokenizer, idx_cfg0, seed=seed)[1].numpy()
+judge_sub = Judge(cfg, run, test_sub, progress=False)
+guidance_keys = ("pis", "iis", "pitch_acc_pyin", "pitch_acc_crepe")
+scored_sub = {name: judge_sub.score(ClipSet(name, waves, test_sub.pitch, test_sub.family))["metrics"]
+              for name, waves in (("cfg0", cfg0_waves), ("mars", mars_sub))}
+for key in guidance_keys:
+    print(f"{COLUMNS[key][0]:>14}: CFG 0 {scored_sub['cfg0'][key]:.3f}, MARS (CFG {cfg.ar.cfg_scale:g}) "
+          f"{scored_sub['mars'][key]:.3f}")
+ex04_3 = {"n": len(test_sub.waves), **{name: {key: m[key] for key in guidance_keys} for name, m in scored_sub.items()},
+          "drops": {key: scored_sub["cfg0"][key] < scored_sub["mars"][key] for key in guidance_keys}}
+
+# %% [markdown] tags=["solution"]
+# On 16 conditions one clip moves an accuracy by 6 %, so only large drops mean much. With
+# a trained model (`course`) guidance mostly buys adherence, visible in the accuracies;
+# PIS and IIS also rise when the judge hears confident, varied pitches and families. In
+# `smoke` both sets are near noise and the differences only exercise the machinery.
+
+# %%
+lab.check("04.3", ex04_3, cfg0_waves=cfg0_waves, mars_waves=mars_sub)
+
+# %% [markdown]
+# ### Exercise 4 · NDB's $k$
+#
+# In §2.5, recompute NDB for the *good* generator (`real_blobs` against `good_blobs`,
+# `seed=seed`) with $k$ = 4, 16 and 64 bins. How many bins are significant by chance?
+# *Hint:* with $\alpha = 0.05$ expect about $0.05\,k$; with many bins and few points per
+# bin the test loses power.
+#
+# Set `ex04_4` to a dict: `k` `[4, 16, 64]`, `ndb` (the number of significant bins for
+# each $k$), `expected_by_chance` ($\alpha k$ for each) and `largest_over_k_at` (the $k$
+# with the largest NDB/k).
+#
+# *Cost: ≈ 2 seconds on 2 CPU cores (course); no training.*
+
+# %% tags=["solution"]
+ndb_ks = [4, 16, 64]
+ndb_by_k = [ndb(real_blobs, good_blobs, k=k, seed=seed)["ndb"] for k in ndb_ks]
+for k, count in zip(ndb_ks, ndb_by_k):
+    print(f"k = {k:>2}: {count} significant bins (NDB/k {count / k:.3f}); by chance about {0.05 * k:.1f}; "
+          f"{len(real_blobs) / k:.0f} real points per bin")
+ex04_4 = {"k": ndb_ks, "ndb": ndb_by_k, "expected_by_chance": [0.05 * k for k in ndb_ks],
+          "largest_over_k_at": ndb_ks[int(np.argmax([c / k for c, k in zip(ndb_by_k, ndb_ks)]))]}
+
+# %% [markdown] tags=["solution"]
+# A generator drawn from the real distribution still gets a few significant bins,
+# about $\alpha k$ of them: NDB/k of a perfect generator is about $\alpha$, not 0. With
+# 64 bins each holds only about 9 real points, so a real difference would also be
+# harder to detect: choose $k$ so that bins hold tens of clips.
+
+# %%
+lab.check("04.4", ex04_4, real=real_blobs, fake=good_blobs, seed=seed)
+
+# %% [markdown]
+# ### Exercise 5 · A copy detector
+#
+# Take three training clips (`train_examples` of §5; load each with
+# `fit_length(load_audio(e.path, sr), cfg.audio.clip_samples)`), append them to the MARS
+# clip set and recompute every clip's nearest-training distance as §5 does
+# (`classify_waveforms(classifier, waves, cfg)["trunk"]` against `train_trunk`, with
+# `nearest_neighbours`). Where do the three copies land in the histogram of §5?
+# *Hint:* at 0: they are training clips.
+#
+# Set `ex04_5` to a dict: `n_copies`, `copy_distances` (the copies' distances),
+# `closest_real_test` (the smallest distance of a real test note, `test_cos.min()`) and
+# `copies_below_every_real_test_note` (a bool). The check cell reads the copies'
+# waveforms as `copy_waves` `(3, S)`.
+#
+# *Cost: ≈ 5 seconds on 2 CPU cores (course); no training.*
+
+# %% tags=["solution"]
+copy_examples = list(train_examples.values())[:3]
+copy_waves = np.stack([fit_length(load_audio(e.path, sr), cfg.audio.clip_samples) for e in copy_examples])
+with_copies = np.concatenate([mars_clips.waves, copy_waves])
+_, nn_with_copies = nearest_neighbours(classify_waveforms(classifier, with_copies, cfg)["trunk"], train_trunk)
+copy_cos = nn_with_copies[len(mars_clips.waves):, 0]
+fig, ax = plt.subplots(figsize=(8, 3.4), layout="constrained")
+ax.hist(test_cos, bins=bins, alpha=0.6, color="C2", label="real test notes")
+ax.hist(nn_with_copies[:len(mars_clips.waves), 0], bins=bins, alpha=0.6, color="C0", label="MARS")
+ax.plot(copy_cos, np.zeros_like(copy_cos), "v", color="C3", ms=10, label="appended training clips")
+ax.set(xlabel="cosine distance to the nearest training clip", ylabel="clips", title="the copies land at 0")
+ax.legend(fontsize=8)
+plt.show()
+ex04_5 = {"n_copies": len(copy_waves), "copy_distances": [float(d) for d in copy_cos],
+          "closest_real_test": float(test_cos.min()),
+          "copies_below_every_real_test_note": float(copy_cos.max()) < float(test_cos.min())}
+print(ex04_5)
+
+# %% [markdown] tags=["solution"]
+# A clip taken from the training set finds itself: distance 0 up to float error, below
+# every real held-out note. A generator that memorised would put its clips there too;
+# MARS's clips sit where the held-out notes do, or further.
+
+# %%
+lab.check("04.5", ex04_5, copies=copy_waves, classifier=classifier, cfg=cfg, train_trunk=train_trunk,
+          test_cos=test_cos)
