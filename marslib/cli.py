@@ -201,8 +201,9 @@ def cmd_train(args: argparse.Namespace) -> None:
         from .autoregressor.training import fit_ar
         _, history = fit_ar(cfg, run, resume=args.resume, overwrite=args.overwrite, distributed=args.distributed)
     elif args.model == "raster":
+        from .ablation import baseline_config
         from .autoregressor.training import fit_raster
-        _, _, history = fit_raster(cfg, run, resume=args.resume, overwrite=args.overwrite)
+        _, _, history = fit_raster(baseline_config(cfg), run, resume=args.resume, overwrite=args.overwrite)
     elif args.model == "truncation":
         from .ablation import TRUNCATE_DIR, fit_truncation
         fit_truncation(cfg, run, resume=args.resume, overwrite=args.overwrite)

@@ -148,15 +148,15 @@ require_clips(cfg, "test", MIN_TEST_CLIPS, "the evaluation")
 
 # %%
 t0 = time.perf_counter()
+bcfg = baseline_config(cfg)  # the raster baseline's budget: cfg.eval.baseline_budget of MARS's steps
 tokenizer, _ = fit_tokenizer(cfg, run / "tokenizer", resume=True)
 model, _ = fit_ar(cfg, run, resume=True)
-raster, raster_tokenizer, _ = fit_raster(cfg, run, resume=True)
+raster, raster_tokenizer, _ = fit_raster(bcfg, run, resume=True)
 classifier, clf_history = fit_classifier(cfg, run / "classifier", resume=True)
 fit_seconds = time.perf_counter() - t0
 seed_everything(seed)  # training (or loading) used the global RNG: start what follows from one state
 print(f"all models ready in {fit_seconds:.0f} s")
 
-bcfg = baseline_config(cfg)
 print(f"baseline budget: {cfg.eval.baseline_budget:.0%} of MARS's steps")
 print(f"  tokenizer:   MARS {cfg.train_tokenizer.steps} steps, raster {bcfg.train_tokenizer.steps}")
 print(f"  transformer: MARS {cfg.train_ar.steps} steps, raster {bcfg.train_ar.steps}")

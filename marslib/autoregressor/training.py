@@ -22,7 +22,7 @@ from pathlib import Path
 import torch
 
 from ..checkpoint import CheckpointError, load_checkpoint, read_meta
-from ..config import NSYNTH_FAMILIES, Config, TrainConfig, check_families
+from ..config import NSYNTH_FAMILIES, Config, check_families
 from ..data import ensure_dataset, feature_store
 from ..data.store import LABELS, MappedRows, RowStore, build_store
 from ..tokenizer import Tokenizer
@@ -141,36 +141,15 @@ def raster_config(cfg: Config) -> Config:
     return out
 
 
-def _scaled(tcfg: TrainConfig, fraction: float) -> TrainConfig:
-    steps = max(1, round(tcfg.steps * fraction))
-    shrink = lambda n: max(1, min(steps, round(n * fraction)))  # noqa: E731
-    return dataclasses.replace(tcfg, steps=steps, warmup_steps=shrink(tcfg.warmup_steps),
-                               eval_every=shrink(tcfg.eval_every), checkpoint_every=shrink(tcfg.checkpoint_every))
-
-
-def scale_training(cfg: Config, fraction: float) -> Config:
-    """``cfg`` with both training budgets (tokenizer and transformer) scaled by ``fraction`` (<= 1).
-
-    Steps become ``round(steps * fraction)`` (at least 1); warm-up, evaluation and
-    checkpoint intervals shrink by the same fraction (at least 1, at most the new
-    step count).  The caller decides the fraction: a baseline gets
-    ``cfg.eval.baseline_budget`` of MARS's steps (:func:`fit_raster`, and
-    ``marslib.ablation.baseline_config`` for the truncation arm).
-    """
-    out = Config.from_dict(cfg.to_dict())
-    out.train_tokenizer = _scaled(cfg.train_tokenizer, fraction)
-    out.train_ar = _scaled(cfg.train_ar, fraction)
-    return out
-
-
 def fit_raster(cfg: Config, run: str | Path, resume: bool = False, overwrite: bool = False, progress: bool = True
                ) -> tuple[RasterTransformer, Tokenizer, dict]:
     """Train a single-scale tokenizer and the raster baseline on its tokens.
 
-    ``cfg`` is MARS's config; the raster pair trains with ``cfg.eval.baseline_budget``
-    of its steps (:func:`scale_training`), as the truncation arm does.
+    ``cfg`` carries the training schedules the raster pair gets: the budget is the
+    caller's choice.  The paper comparison passes ``marslib.ablation.baseline_config(cfg)``
+    (``cfg.eval.baseline_budget`` of MARS's steps, as for the truncation arm).
     """
-    run, rcfg = Path(run), raster_config(scale_training(cfg, cfg.eval.baseline_budget))
+    run, rcfg = Path(run), raster_config(cfg)
     tokenizer, _ = fit_tokenizer(rcfg, run / "raster_tokenizer", resume=resume, overwrite=overwrite,
                                  progress=progress)
     made_from = tokenizer_fingerprint(run / "raster_tokenizer")
