@@ -602,6 +602,9 @@ print(json.dumps({k: results[k] for k in ("spectrogram_shape", "cmx_input_shape"
 # `ex01_k` is right and, if not, what to look at. Run the notebook above first; the
 # exercises use its objects (`sr`, `a`, `y`, `mag`, `stft_cfg`, `x_B1FT`, ...).
 
+# %%
+from marslib.config import get_config  # noqa: E402  Exercise 5 builds the paper profile's configs with it
+
 # %% [markdown]
 # ### Exercise 1 · Window length in milliseconds
 #
@@ -790,8 +793,6 @@ lab.check("01.4", ex01_4, x=x_B1FT, r=r)
 # *Cost: ≈ 1 second on 2 CPU cores (course); no training.*
 
 # %% tags=["solution"]
-from marslib.config import get_config  # noqa: E402 (already imported above; here so the cell runs alone)
-
 paper_cfg = get_config("paper")
 cmx_costs = {}
 for r_ in (2, 4, 8):

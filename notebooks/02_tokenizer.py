@@ -871,7 +871,7 @@ ax.legend(fontsize=8)
 ax.grid(alpha=0.3)
 
 # %% [markdown] tags=["solution"]
-# Without restarts the codes that won early keep winning: usage is lower, and the coarse
+# Without restarts the codes that won early keep winning: usage is usually lower, and the coarse
 # scales (a handful of tokens per clip, all drawn early towards the same region) collapse
 # first. Restarts put unused codes back where the residuals are. In `smoke` a quick run
 # is too short to reach the first restart, so both models can be identical there.
@@ -918,8 +918,8 @@ print("LSD after scales 1..k:", [round(v, 2) for v in lsd_fewer])
 # %% [markdown] tags=["solution"]
 # Fewer scales mean fewer tokens (the finest grid dominates the count, so the saving is
 # modest), fewer generation steps, and bigger jumps between the prefixes: each scale must
-# now explain a larger share of the residual, and the LSD curve has fewer, steeper
-# steps. A list that does not end at the latent grid, or that shrinks, is refused by
+# now explain a larger share of the residual, so the LSD curve has fewer and, once the
+# tokenizer is trained, steeper steps (a barely trained `smoke` model's curve is flat). A list that does not end at the latent grid, or that shrinks, is refused by
 # `validate_scales` before any training.
 
 # %%
