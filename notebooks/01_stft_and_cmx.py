@@ -803,10 +803,10 @@ for r_ in (2, 4, 8):
     print(f"r = {r_}: input {c.input_shape}, {c.input_values:,} values, encoder {c.encoder_activation_mb:.1f} MB, "
           f"{c.latent_tokens} latent tokens, {c.next_scale_tokens} next-scale tokens")
 fields = ("input_values", "encoder_activation_mb", "latent_tokens", "next_scale_tokens")
-ex01_5 = {"cmx_encoder_mb": {r_: c.encoder_activation_mb for r_, c in cmx_costs.items()},
+encoder_mb = {r_: c.encoder_activation_mb for r_, c in cmx_costs.items()}
+ex01_5 = {"cmx_encoder_mb": encoder_mb,
           "unchanged": [f for f in fields if len({getattr(c, f) for c in cmx_costs.values()}) == 1],
-          "ratio_per_doubling": float(np.mean([cmx_costs[2].encoder_activation_mb / cmx_costs[4].encoder_activation_mb,
-                                               cmx_costs[4].encoder_activation_mb / cmx_costs[8].encoder_activation_mb]))}
+          "ratio_per_doubling": float(np.mean([encoder_mb[2] / encoder_mb[4], encoder_mb[4] / encoder_mb[8]]))}
 print(ex01_5)
 
 # %% [markdown] tags=["solution"]

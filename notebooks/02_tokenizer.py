@@ -787,7 +787,8 @@ from marslib.lab.quick import quick_config, quick_tokenizer
 def scores(m):
     """§5 and §7 for tokenizer m on the validation split: codebook usage, perplexity per scale, LSD (dB)."""
     n_codes = m.cfg.tokenizer.codebook_size
-    maps = [torch.cat(per_scale) for per_scale in zip(*(m.encode(X_valid[i:i + 64]) for i in range(0, n_valid, 64)))]
+    per_batch = [m.encode(X_valid[i:i + 64]) for i in range(0, n_valid, 64)]       # K token maps per batch
+    maps = [torch.cat(per_scale) for per_scale in zip(*per_batch)]                 # K x (N, h_k, w_k)
     hits = torch.stack([torch.bincount(idx.flatten(), minlength=n_codes) for idx in maps])  # (K, V)
     p = hits / hits.sum(1, keepdim=True)
     return {"usage_per_scale": (hits > 0).float().mean(1).tolist(),
@@ -919,7 +920,8 @@ print("LSD after scales 1..k:", [round(v, 2) for v in lsd_fewer])
 # Fewer scales mean fewer tokens (the finest grid dominates the count, so the saving is
 # modest), fewer generation steps, and bigger jumps between the prefixes: each scale must
 # now explain a larger share of the residual, so the LSD curve has fewer and, once the
-# tokenizer is trained, steeper steps (a barely trained `smoke` model's curve is flat). A list that does not end at the latent grid, or that shrinks, is refused by
+# tokenizer is trained, steeper steps (a barely trained `smoke` model's curve is flat).
+# A list that does not end at the latent grid, or that shrinks, is refused by
 # `validate_scales` before any training.
 
 # %%
