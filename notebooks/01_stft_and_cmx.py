@@ -54,6 +54,7 @@ from IPython.display import HTML, Audio, display
 
 import marslib.runtime
 from marslib import audio, cmx
+from marslib import lab
 from marslib.config import get_config
 from marslib.data.instruments import FAMILY_INSTRUMENTS
 from marslib.data.render import render_note
@@ -653,24 +654,226 @@ print(json.dumps({k: results[k] for k in ("spectrogram_shape", "cmx_input_shape"
 #   truncation, at the same encoder cost, but exactly invertible (`torch.equal`),
 #   while truncation discards $1 - 1/r^2$ of the values and audibly muffles and
 #   shortens the sound.
-#
+
+# %% [markdown]
 # ## Exercises
 #
-# 1. **Window length in milliseconds.** Which `n_fft` separates two tones 50 Hz apart
-#    with a Hann window? *Hint:* the Hann main lobe is 4 bins wide, so you need
-#    $2 \cdot sr / n_{fft} \le 50$ Hz. Check it with the test signal of §2.2.
-# 2. **Griffin-Lim and overlap.** Rerun §3 with `hop = n_fft // 2` (use `stft_cfg`).
-#    Does the spectral convergence get better or worse, and why? *Hint:* fewer
-#    overlapping frames means fewer constraints tying the phases of neighbouring frames.
-# 3. **A different crop.** Truncation here keeps the lowest bins and the first frames.
-#    Write a crop that keeps the *middle* frames instead and compare `energy_lost` on a
-#    piano note. *Hint:* a piano's energy is in its attack.
-# 4. **Fold order.** `fold` uses channel $c = i r + j$. Show that any fixed
-#    permutation of channels is still lossless, and argue why the order does not matter
-#    to a convolutional encoder whose first layer mixes all channels. *Hint:* a
-#    permutation of input channels is a permutation of the first layer's weights.
-# 5. **Memory scaling.** Using `cmx.representation_costs` on the paper's 512 × 512
-#    spectrogram, how do the CMX encoder activations change for $r = 2, 4, 8$, and
-#    what stays the same? *Hint:*
-#    `get_config("paper", {"cmx.factor": 8, "tokenizer.downsample": 4})` keeps
-#    the 16 × 16 latent grid (and so VAR's scales) valid while $r$ changes.
+# Each exercise ends with a check cell: `lab.check` tells you whether your answer
+# `ex01_k` is right and, if not, what to look at. Run the notebook above first; the
+# exercises use its objects (`sr`, `a`, `y`, `mag`, `stft_cfg`, `x_B1FT`, ...).
+
+# %%
+from marslib.config import get_config  # noqa: E402  Exercise 5 builds the paper profile's configs with it
+
+# %% [markdown]
+# ### Exercise 1 · Window length in milliseconds
+#
+# Which `n_fft` separates two tones 50 Hz apart with a Hann window? *Hint:* the Hann
+# main lobe is 4 bins wide, so you need $2 \cdot sr / n_{fft} \le 50$ Hz; take the
+# smallest power of two that satisfies it. Check it with a test signal as in §2.2: two
+# sines of amplitude 0.4 at 1000 and 1050 Hz, `a.clip_samples` long. Take
+# `audio.magnitude_spectrogram` with hop `n_fft // 4` (use `stft_cfg`), average it over
+# frames and convert to dB ($20 \log_{10}$). The **valley depth** is the lower of the
+# two peak levels (the bins nearest 1000 Hz and 1050 Hz) minus the lowest level strictly
+# between those bins (0 dB if there is no bin between them). Set
+# `ex01_1 = {"n_fft": ..., "dip_db": ..., "dip_db_half": ...}`: your `n_fft`, the valley
+# depth at that `n_fft`, and at `n_fft // 2`.
+#
+# *Cost: ≈ 1 second on 2 CPU cores (course); no training.*
+
+# %% tags=["solution"]
+tone_gap_hz = 50
+n_fft_50 = int(2 ** np.ceil(np.log2(2 * sr / tone_gap_hz)))  # 2 sr / n_fft <= 50 Hz, rounded up to 2^k
+two_tones = (0.4 * np.sin(2 * np.pi * 1000 * tt) + 0.4 * np.sin(2 * np.pi * 1050 * tt)).astype(np.float32)
+
+
+def frame_mean_db(n_fft):
+    """Frame-averaged magnitude of the two tones in dB, (F,), and its frequencies in Hz."""
+    acfg = stft_cfg(n_fft, n_fft // 4, len(two_tones))
+    m = audio.magnitude_spectrogram(two_tones, acfg)[0].mean(1).numpy()
+    return 20 * np.log10(m + 1e-12), np.arange(len(m)) * sr / n_fft
+
+
+def valley_db(n_fft):
+    """How far the spectrum dips between the 1000 and 1050 Hz peaks (dB); 0 = one merged peak."""
+    db, _ = frame_mean_db(n_fft)
+    lo, hi = round(1000 * n_fft / sr), round(1050 * n_fft / sr)
+    return float(min(db[lo], db[hi]) - db[lo + 1:hi].min()) if hi - lo >= 2 else 0.0
+
+
+ex01_1 = {"n_fft": n_fft_50, "dip_db": valley_db(n_fft_50), "dip_db_half": valley_db(n_fft_50 // 2)}
+print(f"n_fft >= 2 * {sr} / {tone_gap_hz} = {2 * sr / tone_gap_hz:.0f} -> {n_fft_50} "
+      f"({1000 * n_fft_50 / sr:.0f} ms window)")
+print(ex01_1)
+
+fig, ax = plt.subplots(figsize=(7, 3), layout="constrained")
+for n_fft in (n_fft_50 // 2, n_fft_50):
+    db, hz = frame_mean_db(n_fft)
+    ax.plot(hz, db, "o-", ms=3, label=f"n_fft {n_fft}: valley {valley_db(n_fft):.1f} dB")
+for f_tone in (1000, 1050):
+    ax.axvline(f_tone, color="grey", ls=":")
+ax.set(xlim=(900, 1150), ylim=(-40, 0), xlabel="frequency (Hz)", ylabel="magnitude (dB)",
+       title="two tones 50 Hz apart")
+ax.legend()
+ax.grid(alpha=0.3)
+
+# %% [markdown] tags=["solution"]
+# At the rule's `n_fft` the two tones are two peaks with a clear valley between them;
+# at half of it they merge into one broad peak (a valley of a fraction of a dB). The
+# price is a window of 64 ms at 16 kHz, which smears every attack: resolving close
+# partials and sharp onsets at once is impossible with one STFT.
+
+# %%
+lab.check("01.1", ex01_1, sr=sr, n_samples=a.clip_samples)
+
+# %% [markdown]
+# ### Exercise 2 · Griffin-Lim and overlap
+#
+# Rerun §3 with `hop = n_fft // 2` instead of the profile's `n_fft // 4` (build the
+# configs with `stft_cfg(a.n_fft, hop, len(y))`, run `audio.spectrogram_to_waveform`
+# with `n_iter=a.griffin_lim_iters, seed=seed`). Measure the spectral convergence of each
+# reconstruction twice: (1) `sc_own`, against the magnitude at its *own* hop, as §3 does;
+# (2) `sc_fine`, on a common yardstick: the magnitude of the original and of the
+# reconstruction both taken with hop `a.n_fft // 8`. Which hop gives the better
+# reconstruction, and why do the two measures disagree? *Hint:* fewer overlapping frames
+# means fewer constraints tying the phases of neighbouring frames. Set
+# `ex01_2 = {"sc_own": {"n_fft//4": ..., "n_fft//2": ...}, "sc_fine": {...the same keys},
+# "better": "n_fft//4" or "n_fft//2"}`.
+#
+# *Cost: ≈ 1 second on 2 CPU cores (course); no training.*
+
+# %% tags=["solution"]
+fine_cfg = stft_cfg(a.n_fft, a.n_fft // 8, len(y))
+mag_fine = audio.magnitude_spectrogram(y, fine_cfg)  # the common yardstick, (1, F, 8 T / 4)
+sc_own, sc_fine = {}, {}
+for name, hop in (("n_fft//4", a.n_fft // 4), ("n_fft//2", a.n_fft // 2)):
+    hop_cfg = stft_cfg(a.n_fft, hop, len(y))
+    mag_hop = audio.magnitude_spectrogram(y, hop_cfg)
+    y_hop = audio.spectrogram_to_waveform(mag_hop, hop_cfg, n_iter=a.griffin_lim_iters, seed=seed)
+    sc_own[name] = spectral_convergence(mag_hop, audio.magnitude_spectrogram(y_hop, hop_cfg))
+    sc_fine[name] = spectral_convergence(mag_fine, audio.magnitude_spectrogram(y_hop, fine_cfg))
+    print(f"hop {hop:>3} ({name}): SC at its own hop {sc_own[name]:.3f}, on the hop-{a.n_fft // 8} "
+          f"yardstick {sc_fine[name]:.3f}")
+ex01_2 = {"sc_own": sc_own, "sc_fine": sc_fine, "better": min(sc_fine, key=sc_fine.get)}
+print("better:", ex01_2["better"])
+
+# %% [markdown] tags=["solution"]
+# At its own hop, `n_fft // 2` looks *better*: each sample is covered by 2 frames instead
+# of 4, so there are fewer equations for Griffin-Lim to satisfy and the SC falls further.
+# On a common yardstick it is clearly worse: the phases of neighbouring frames are
+# barely tied together, so the waveform drifts from the original between frame centres.
+# An error measure is only comparable when it is measured the same way.
+
+# %%
+lab.check("01.2", ex01_2, y=y, a=a, seed=seed)
+
+# %% [markdown]
+# ### Exercise 3 · A different crop
+#
+# Truncation here keeps the lowest bins and the first frames. Write a crop that keeps
+# the lowest $F/r$ bins of the *middle* $T/r$ frames instead (starting at frame
+# $(T - T/r) // 2$) and compare the fraction of energy ($\sum |X|^2$) it loses on the piano
+# note `mag` with `loss["energy_lost"]` of §6. *Hint:* a piano's energy is in its attack.
+# Set `ex01_3 = {"energy_lost_first": ..., "energy_lost_middle": ..., "keeps_more": "first" or "middle"}`.
+#
+# *Cost: ≈ 1 second on 2 CPU cores (course); no training.*
+
+# %% tags=["solution"]
+mag_B1FT = mag[:, None].double()                     # (1, 1, F, T)
+n_bins, n_frames = cfg.spec_shape
+start = (n_frames - n_frames // r) // 2
+middle = mag_B1FT[..., : n_bins // r, start:start + n_frames // r]  # (1, 1, F/r, T/r)
+energy_lost_middle = float(1 - middle.pow(2).sum() / mag_B1FT.pow(2).sum())
+ex01_3 = {"energy_lost_first": loss["energy_lost"], "energy_lost_middle": energy_lost_middle,
+          "keeps_more": "first" if loss["energy_lost"] < energy_lost_middle else "middle"}
+print(f"first {n_frames // r} frames lose {loss['energy_lost']:.1%} of the energy; frames {start}-"
+      f"{start + n_frames // r - 1} lose {energy_lost_middle:.1%}")
+
+# %% [markdown] tags=["solution"]
+# The middle crop loses more: a struck or plucked note puts most of its energy into the
+# attack and then decays, so the first frames are the loudest. (Where the energy is is
+# not the whole story: the middle crop also throws away the attack, which the ear uses
+# most to recognise an instrument.)
+
+# %%
+lab.check("01.3", ex01_3, mag=mag, r=r)
+
+# %% [markdown]
+# ### Exercise 4 · Fold order
+#
+# `fold` uses channel $c = i r + j$. Show that any fixed permutation of the channels is
+# still lossless, and argue why the order does not matter to a convolutional encoder
+# whose first layer mixes all channels. Take a random permutation `perm` of the
+# $r^2$ channels, shuffle `cmx.fold(x_B1FT, r)` with it, undo it and unfold (compare with
+# `torch.equal`). Then compare a convolution `W` (any shape `(out, r*r, 3, 3)`) applied to
+# the unshuffled CMX tensor with `W[:, perm]` applied to the shuffled one. *Hint:* a
+# permutation of input channels is a permutation of the first layer's weights. Set
+# `ex01_4 = {"perm": [...], "roundtrip_exact": bool, "conv_max_diff": float, "order_matters": bool}`.
+#
+# *Cost: ≈ 1 second on 2 CPU cores (course); no training.*
+
+# %% tags=["solution"]
+gen = torch.Generator().manual_seed(seed)
+perm = torch.randperm(r * r, generator=gen)
+while torch.equal(perm, torch.arange(r * r)):  # the identity would prove nothing
+    perm = torch.randperm(r * r, generator=gen)
+folded = cmx.fold(x_B1FT, r)                     # (1, r^2, F/r, T/r)
+shuffled = folded[:, perm]
+roundtrip_exact = torch.equal(cmx.unfold(shuffled[:, torch.argsort(perm)], r), x_B1FT)
+W = torch.randn(8, r * r, 3, 3, generator=gen)   # a first conv layer: 8 filters over all channels
+conv_max_diff = float((torch.nn.functional.conv2d(shuffled, W[:, perm], padding=1)
+                       - torch.nn.functional.conv2d(folded, W, padding=1)).abs().max())
+ex01_4 = {"perm": perm.tolist(), "roundtrip_exact": roundtrip_exact, "conv_max_diff": conv_max_diff,
+          "order_matters": False}
+print(ex01_4)
+
+# %% [markdown] tags=["solution"]
+# Undoing the permutation gives `x` back bit for bit, so every fixed order is as lossless
+# as ours. And a first layer with weights `W[:, perm]` on shuffled channels computes
+# exactly what `W` computes on the original ones (up to float rounding in the sums): the
+# set of functions the encoder can learn is the same, so a trained encoder cannot care
+# which order we picked.
+
+# %%
+lab.check("01.4", ex01_4, x=x_B1FT, r=r)
+
+# %% [markdown]
+# ### Exercise 5 · Memory scaling
+#
+# Using `cmx.representation_costs` on the paper's 512 × 512 spectrogram, how do the CMX
+# encoder activations change for $r = 2, 4, 8$, and what stays the same? *Hint:*
+# `get_config("paper", {"cmx.factor": 8, "tokenizer.downsample": 4})` keeps the
+# 16 × 16 latent grid (and so VAR's scales) valid while $r$ changes; in general
+# `downsample = 512 / r / 16`. Set `ex01_5 = {"cmx_encoder_mb": {2: ..., 4: ..., 8: ...},
+# "unchanged": [...], "ratio_per_doubling": ...}`: the `encoder_activation_mb` of the
+# `cmx` row per $r$; which of `input_values`, `encoder_activation_mb`, `latent_tokens`,
+# `next_scale_tokens` are the same for all three; and the mean factor by which the
+# activations shrink when $r$ doubles.
+#
+# *Cost: ≈ 1 second on 2 CPU cores (course); no training.*
+
+# %% tags=["solution"]
+paper_cfg = get_config("paper")
+cmx_costs = {}
+for r_ in (2, 4, 8):
+    downsample = paper_cfg.spec_shape[0] // r_ // paper_cfg.latent_shape[0]  # keeps the 16 x 16 latent
+    cfg_r = get_config("paper", {"cmx.factor": r_, "tokenizer.downsample": downsample})
+    cmx_costs[r_] = next(c for c in cmx.representation_costs(cfg_r) if c.name == "cmx")
+    c = cmx_costs[r_]
+    print(f"r = {r_}: input {c.input_shape}, {c.input_values:,} values, encoder {c.encoder_activation_mb:.1f} MB, "
+          f"{c.latent_tokens} latent tokens, {c.next_scale_tokens} next-scale tokens")
+fields = ("input_values", "encoder_activation_mb", "latent_tokens", "next_scale_tokens")
+encoder_mb = {r_: c.encoder_activation_mb for r_, c in cmx_costs.items()}
+ex01_5 = {"cmx_encoder_mb": encoder_mb,
+          "unchanged": [f for f in fields if len({getattr(c, f) for c in cmx_costs.values()}) == 1],
+          "ratio_per_doubling": float(np.mean([encoder_mb[2] / encoder_mb[4], encoder_mb[4] / encoder_mb[8]]))}
+print(ex01_5)
+
+# %% [markdown] tags=["solution"]
+# Each doubling of $r$ halves the grid's height and width, so the first (widest) encoder
+# stages hold about 4× fewer activations, while the input keeps all 512 × 512 values
+# (just in more channels) and the latent grid, and so the transformer's token budget,
+# does not move. CMX trades spatial size for channels, and the encoder pays for space.
+
+# %%
+lab.check("01.5", ex01_5)

@@ -59,6 +59,7 @@ import torch.nn.functional as F
 from IPython.display import HTML, Audio, Markdown, display
 
 from marslib import audio, cmx
+from marslib import lab
 from marslib.config import get_config
 from marslib.data import ensure_dataset, load_features
 from marslib.metrics import log_spectral_distance, spectral_convergence
@@ -896,29 +897,263 @@ print(json.dumps({k: results[k] for k in ("tokens_per_clip", "bitrate_bps", "tra
 #   truncation tokenizer**, the ceiling of the paper's baseline at the same token budget.
 #   The scales, codebook size, losses, restarts and training budget are our reproduction
 #   choices, not the paper's.
-#
+
+# %% [markdown]
 # ## Exercises
 #
-# Each exercise changes the tokenizer, so give it its own run folder, e.g.
-# `setup_run("02_tokenizer", profile, seed, device, data_dir, "/tmp/ex1", overrides={...})`
-# (a checkpoint trained with another setup is refused, not reused).
+# Each exercise ends with a check cell: `lab.check` tells you whether your answer
+# `ex02_k` is right and, if not, what to look at. Run the notebook above first.
 #
-# 1. **Cosine lookup.** Retrain with `{"tokenizer.lookup": "cosine"}` (ImageFolder's
-#    choice) and compare codebook usage and LSD with the L2 lookup. *Hint:* the cosine
-#    ignores a residual's length, so short fine-scale residuals compete for codes on
-#    equal terms with long coarse-scale ones; look at `nearest_code` and `embed`.
-# 2. **No dead-code restarts.** Retrain with `{"tokenizer.restart_every": 0}` and
-#    watch the coarse scales' usage in the training-usage figure and the codebook figure.
-#    *Hint:* a fresh codebook lies within $\pm 1/V$ of zero, so the first codes that win
-#    a lookup are pulled towards the data and keep winning; the rest get no gradient.
-# 3. **Other scales.** Try fewer or more scales, e.g. in `smoke`
-#    `{"tokenizer.scales": [[1, 1], [2, 8], [4, 16]]}`. How do the token count, the
-#    bitrate and the LSD-per-scale curve change? *Hint:* the last scale must equal the
-#    latent grid; `validate_scales` tells you otherwise, and why.
-# 4. **Bits against quality.** Halve and double `tokenizer.codebook_size`. The bitrate
-#    changes by exactly one bit per token; does the LSD? *Hint:* compare the perplexity
-#    per scale with $V$: codes nobody uses add bits but no quality.
-# 5. **What does one coarse token mean?** Take a clip's token maps, replace its scale-1
-#    token by each of a few other codes, and `partial_decode(..., upto=1)`. What changes
-#    in the spectrogram? *Hint:* scale 1 is one vector for the whole clip, so expect a
-#    global change (loudness, brightness), not a local one.
+# Exercises 1-4 change how the tokenizer is trained. Retraining on the notebook's full
+# schedule would take ~8 min each in `course`, and must never touch `run/`, the folder
+# notebook 03 reuses. So they take the lab's **cheap path**:
+# `quick_tokenizer(cfg, overrides)` trains the notebook's config with your overrides for
+# **a fifth of the steps** (warm-up and dead-code restart interval scaled alike; same
+# data, sizes and seed) in **its own temporary folder**, deleted when training ends, and
+# returns `(model, history, quick_cfg)`. Quick models are less trained than the
+# notebook's `model`: compare a quick variant with the **quick baseline**
+# `quick_tokenizer(cfg)`, never with `model`. The same quick run asked twice in one
+# kernel is trained once, so the baseline is shared by the exercises, and each check
+# judges your numbers on the very quick models you trained (it asks `quick_tokenizer`
+# for them too).
+#
+# `scores(m)` measures any tokenizer `m` on the validation split as §5 and §7 do.
+
+# %%
+from marslib.lab.quick import quick_config, quick_tokenizer
+
+
+@torch.no_grad()
+def scores(m):
+    """§5 and §7 for tokenizer m on the validation split: codebook usage, perplexity per scale, LSD (dB)."""
+    n_codes = m.cfg.tokenizer.codebook_size
+    per_batch = [m.encode(X_valid[i:i + 64]) for i in range(0, n_valid, 64)]       # K token maps per batch
+    maps = [torch.cat(per_scale) for per_scale in zip(*per_batch)]                 # K x (N, h_k, w_k)
+    hits = torch.stack([torch.bincount(idx.flatten(), minlength=n_codes) for idx in maps])  # (K, V)
+    p = hits / hits.sum(1, keepdim=True)
+    return {"usage_per_scale": (hits > 0).float().mean(1).tolist(),
+            "usage": float((hits.sum(0) > 0).float().mean()),
+            "perplexity": torch.exp(-(p * p.clamp_min(1e-12).log()).sum(1)).tolist(),
+            "lsd": reconstruction_report(m, spec_full)["lsd"]}
+
+
+quick_schedule = quick_config(cfg).train_tokenizer
+print(f"quick path: {quick_schedule.steps} of {cfg.train_tokenizer.steps} steps, warm-up "
+      f"{quick_schedule.warmup_steps}, restarts every {quick_config(cfg).tokenizer.restart_every} steps "
+      f"(notebook: {tok.restart_every})")
+
+# %% [markdown]
+# ### Exercise 1 · Cosine lookup
+#
+# Train a quick tokenizer with `{"tokenizer.lookup": "cosine"}` (ImageFolder's choice)
+# and the quick baseline with `{"tokenizer.lookup": "l2"}`, and compare their codebook
+# usage (the fraction of the $V$ codes used by any scale) and LSD with `scores`. *Hint:*
+# the cosine ignores a residual's length, so short fine-scale residuals compete for
+# codes on equal terms with long coarse-scale ones; look at `nearest_code` and `embed`.
+# Set `ex02_1 = {"l2": {"usage": ..., "lsd": ...}, "cosine": {...}, "more_codes": "l2" or "cosine"}`.
+#
+# *Cost: ≈ 4 min on 2 CPU cores (course): trains two quick tokenizers (a fifth of the
+# notebook's steps each).*
+
+# %% tags=["solution"]
+quick_l2, _, _ = quick_tokenizer(cfg, {"tokenizer.lookup": "l2"})
+quick_cosine, _, _ = quick_tokenizer(cfg, {"tokenizer.lookup": "cosine"})
+lookup_scores = {"l2": scores(quick_l2), "cosine": scores(quick_cosine)}
+for name, s in lookup_scores.items():
+    print(f"{name:>6}: codes used {s['usage']:.0%} (per scale {[round(u, 2) for u in s['usage_per_scale']]}), "
+          f"LSD {s['lsd']:.2f} dB")
+ex02_1 = {name: {"usage": s["usage"], "lsd": s["lsd"]} for name, s in lookup_scores.items()}
+ex02_1["more_codes"] = max(("l2", "cosine"), key=lambda name: lookup_scores[name]["usage"])
+print("more codes:", ex02_1["more_codes"])
+
+# %% [markdown] tags=["solution"]
+# With L2, a long coarse residual and a short fine one live at different distances from
+# the codes, so each scale ends up with its own corner of the codebook and the short
+# fine residuals crowd onto the few codes near zero. The cosine compares directions only:
+# every scale competes for every code, which usually spreads usage. Whether that buys a
+# lower LSD depends on the training budget: `embed` still adds the code's full vector, so
+# a code chosen for its direction can have the wrong length.
+
+# %%
+lab.check("02.1", ex02_1, X=X_valid, cfg=cfg)  # judged on the same quick models (trained once per kernel)
+
+# %% [markdown]
+# ### Exercise 2 · No dead-code restarts
+#
+# Train a quick tokenizer with `{"tokenizer.restart_every": 0}` and compare its codebook
+# usage, per scale and over all scales, with the quick baseline (`quick_tokenizer(cfg)`,
+# which restarts dead codes). Look at the coarse scales, and at the usage logged during
+# training (`history["train"][i]["usage_k"]`). *Hint:* a fresh codebook lies within
+# $\pm 1/V$ of zero, so the first codes that win a lookup are pulled towards the data and
+# keep winning; the rest get no gradient. Set
+# `ex02_2 = {"with_restarts": {"usage_per_scale": [...], "usage": ...}, "without_restarts": {...},
+# "more_codes": "with_restarts" or "without_restarts"}`.
+#
+# *Cost: ≈ 2 min on 2 CPU cores (course): trains one quick tokenizer (+ 2 min for the
+# quick baseline if Exercise 1 did not train it in this kernel).*
+
+# %% tags=["solution"]
+quick_base, history_base, _ = quick_tokenizer(cfg)
+quick_no_restart, history_no_restart, _ = quick_tokenizer(cfg, {"tokenizer.restart_every": 0})
+restart_scores = {"with_restarts": scores(quick_base), "without_restarts": scores(quick_no_restart)}
+for name, s in restart_scores.items():
+    print(f"{name:>16}: codes used {s['usage']:.0%}; per scale {[round(u, 3) for u in s['usage_per_scale']]}")
+ex02_2 = {name: {"usage_per_scale": s["usage_per_scale"], "usage": s["usage"]} for name, s in restart_scores.items()}
+ex02_2["more_codes"] = max(restart_scores, key=lambda name: restart_scores[name]["usage"])
+
+fig, ax = plt.subplots(figsize=(8, 3), layout="constrained")
+for name, hist, style in (("with restarts", history_base, "-"), ("without", history_no_restart, "--")):
+    for k in range(min(2, K)):  # the two coarsest scales
+        ax.plot([rec["step"] for rec in hist["train"]], [rec[f"usage_{k}"] for rec in hist["train"]], style,
+                color=f"C{k}", label=f"{name}, scale {k + 1}")
+ax.set(xlabel="quick training step", ylabel="fraction of codes used in a batch",
+       title="coarse scales' codebook usage during quick training")
+ax.legend(fontsize=8)
+ax.grid(alpha=0.3)
+
+# %% [markdown] tags=["solution"]
+# Without restarts the codes that won early keep winning: usage is usually lower, and the coarse
+# scales (a handful of tokens per clip, all drawn early towards the same region) collapse
+# first. Restarts put unused codes back where the residuals are. In `smoke` a quick run
+# is too short to reach the first restart, so both models can be identical there.
+
+# %%
+lab.check("02.2", ex02_2, X=X_valid, cfg=cfg)
+
+# %% [markdown]
+# ### Exercise 3 · Other scales
+#
+# Train a quick tokenizer with fewer (or more) scales, e.g. every other scale of the
+# profile's list, ending at the latent grid (in `smoke`: `{"tokenizer.scales": [[1, 1],
+# [2, 4], [4, 16]]}`). How do the token count, the bitrate and the LSD-per-scale curve
+# change? Compute the LSD after scales $1..k$ for every $k$ as §7's `prefix_report` does
+# (decode with `partial_decode`, clamp to $[-1, 1]$, unfold CMX, compare linear magnitudes
+# with `log_spectral_distance`). *Hint:* the last scale must equal the latent grid;
+# `validate_scales` tells you otherwise, and why. Set `ex02_3 = {"scales": [[h, w], ...],
+# "tokens_per_clip": ..., "bitrate_bps": ..., "lsd_per_scales": [...]}`.
+#
+# *Cost: ≈ 2 min on 2 CPU cores (course): trains one quick tokenizer.*
+
+# %% tags=["solution"]
+fewer_scales = [list(s) for s in tok.scales[::2]]
+if fewer_scales[-1] != list(tok.scales[-1]):
+    fewer_scales.append(list(tok.scales[-1]))  # the last scale must be the latent grid
+quick_scales, _, _ = quick_tokenizer(cfg, {"tokenizer.scales": fewer_scales})
+tokens_fewer = sum(h * w for h, w in fewer_scales)
+bitrate_fewer = tokens_fewer * math.log2(V) / a.clip_seconds
+with torch.no_grad():
+    batches = [quick_scales.encode(X_valid[i:i + 64]) for i in range(0, n_valid, 64)]  # K maps per batch
+    maps = [torch.cat(per_scale) for per_scale in zip(*batches)]                    # K x (N, h_k, w_k)
+    ref_mag = audio.denormalise(spec_full, a)
+    lsd_fewer = []
+    for k in range(1, len(fewer_scales) + 1):
+        x_hat = quick_scales.partial_decode(maps, upto=k).clamp(-1, 1)
+        est_mag = audio.denormalise(cmx.from_model_input(x_hat, cfg.cmx, cfg.spec_shape), a)
+        lsd_fewer.append(float(log_spectral_distance(ref_mag, est_mag).mean()))
+ex02_3 = {"scales": fewer_scales, "tokens_per_clip": tokens_fewer, "bitrate_bps": bitrate_fewer,
+          "lsd_per_scales": lsd_fewer}
+print(f"{len(fewer_scales)} scales {fewer_scales}: {tokens_fewer} tokens per clip (notebook: {tokens_per_clip}), "
+      f"{bitrate_fewer:,.0f} bit/s (notebook: {bitrate_bps:,.0f})")
+print("LSD after scales 1..k:", [round(v, 2) for v in lsd_fewer])
+
+# %% [markdown] tags=["solution"]
+# Fewer scales mean fewer tokens (the finest grid dominates the count, so the saving is
+# modest), fewer generation steps, and bigger jumps between the prefixes: each scale must
+# now explain a larger share of the residual, so the LSD curve has fewer and, once the
+# tokenizer is trained, steeper steps (a barely trained `smoke` model's curve is flat).
+# A list that does not end at the latent grid, or that shrinks, is refused by
+# `validate_scales` before any training.
+
+# %%
+lab.check("02.3", ex02_3, X=X_valid, cfg=cfg)
+
+# %% [markdown]
+# ### Exercise 4 · Bits against quality
+#
+# Train quick tokenizers with `tokenizer.codebook_size` halved and doubled, and use the
+# quick baseline for $V$ itself. The bitrate changes by exactly one bit per token; does
+# the LSD? *Hint:* compare the perplexity per scale with $V$: codes nobody uses add bits
+# but no quality. Set `ex02_4 = {V // 2: {"bitrate_bps": ..., "lsd": ..., "perplexity": [...]},
+# V: {...}, 2 * V: {...}, "extra_bits_buy_quality": bool}` (whether the LSD at $2V$ is lower
+# than at $V$).
+#
+# *Cost: ≈ 4 min on 2 CPU cores (course): trains two quick tokenizers (+ 2 min for the
+# quick baseline if no earlier exercise trained it in this kernel).*
+
+# %% tags=["solution"]
+size_models = {size: quick_tokenizer(cfg, {"tokenizer.codebook_size": size})[0] for size in (V // 2, V, 2 * V)}
+ex02_4 = {}
+for size, m in size_models.items():
+    s = scores(m)
+    ex02_4[size] = {"bitrate_bps": tokens_per_clip * math.log2(size) / a.clip_seconds, "lsd": s["lsd"],
+                    "perplexity": s["perplexity"]}
+    print(f"V = {size:>4}: {ex02_4[size]['bitrate_bps']:>8,.0f} bit/s, LSD {s['lsd']:.2f} dB, "
+          f"perplexity per scale {[round(p_, 1) for p_ in s['perplexity']]}")
+ex02_4["extra_bits_buy_quality"] = ex02_4[2 * V]["lsd"] < ex02_4[V]["lsd"]
+print("doubling V lowers the LSD:", ex02_4["extra_bits_buy_quality"])
+
+# %% [markdown] tags=["solution"]
+# Each doubling adds $L$ bits per clip, whatever the training does. The perplexities
+# show how many codes each scale really spreads over: the coarse scales cannot use more
+# codes than they have tokens, and when the fine scales' perplexity stays far below $V$,
+# the extra codes add bits but no quality. With a short schedule, a larger codebook also
+# has more codes to train and can even do worse.
+
+# %%
+lab.check("02.4", ex02_4, X=X_valid, cfg=cfg)
+
+# %% [markdown]
+# ### Exercise 5 · What does one coarse token mean?
+#
+# Take the first clip of §6 (token maps `[idx[:1] for idx in idx_show]`), replace its
+# scale-1 token by each of a few other codes (at least two, e.g. the scale-1 codes that
+# `idx_valid` uses most), and `model.partial_decode(..., upto=1)` each. What changes in
+# the spectrogram? For each code measure, on the unfolded $F \times T$ output
+# (`cmx.from_model_input`, no clamping), the mean $|\Delta|$ against the original
+# token's decoding, and the **frame spread**: the fraction of frames whose mean
+# $|\Delta|$ reaches half the largest frame's. *Hint:* scale 1 is one vector for the
+# whole clip, so expect a global change (loudness, brightness), not a local one. Set
+# `ex02_5 = {"original": ..., "codes": [...], "mean_abs_change": [...], "frame_spread": [...],
+# "change": "global" or "local"}` (global when the mean spread is at least 0.5).
+#
+# *Cost: ≈ 1 second on 2 CPU cores (course); no training (uses the notebook's `model`).*
+
+# %% tags=["solution"]
+clip_maps = [idx[:1] for idx in idx_show]                     # K x (1, h_k, w_k): the first clip
+original_code = int(clip_maps[0].flatten()[0])
+scale1_hits = torch.bincount(idx_valid[0].flatten(), minlength=V)
+ranked = [int(c) for c in scale1_hits.argsort(descending=True) if int(c) != original_code]
+swap_codes = [c for c in ranked if scale1_hits[c] > 0][:3]
+swap_codes += [c for c in ranked if c not in swap_codes][:max(0, 2 - len(swap_codes))]  # at least two
+
+
+@torch.no_grad()
+def decode_scale1(maps):
+    """The clip decoded from scale 1 alone, unfolded to (F, T), before clamping."""
+    return cmx.from_model_input(model.partial_decode(maps, upto=1), cfg.cmx, cfg.spec_shape)[0, 0]
+
+
+base_1 = decode_scale1(clip_maps)
+changes = [(decode_scale1([torch.full_like(clip_maps[0], c)] + clip_maps[1:]) - base_1).abs() for c in swap_codes]
+per_frame = [d.mean(0) for d in changes]                      # (T,) each
+frame_spread = [float((pf >= 0.5 * pf.max()).float().mean()) for pf in per_frame]
+ex02_5 = {"original": original_code, "codes": swap_codes, "mean_abs_change": [float(d.mean()) for d in changes],
+          "frame_spread": frame_spread, "change": "global" if np.mean(frame_spread) >= 0.5 else "local"}
+print(ex02_5)
+
+fig, axes = plt.subplots(1, len(swap_codes) + 1, figsize=(3.2 * (len(swap_codes) + 1), 2.8),
+                         layout="constrained", sharey=True)
+plot_spectrogram(axes[0], base_1.clamp(-1, 1), a, title=f"scale 1 = code {original_code}", colorbar=False)
+for ax, c, d in zip(axes[1:], swap_codes, changes):
+    ax.imshow(d.numpy(), origin="lower", aspect="auto", cmap="magma",
+              extent=(0, a.clip_seconds, 0, sr / 2))
+    ax.set(title=f"|change| with code {c}", xlabel="time (s)")
+
+# %% [markdown] tags=["solution"]
+# Swapping the one coarse token shifts the whole spectrogram: the change is spread over
+# (nearly) every frame, a different overall level and tilt, never a local edit. The
+# single scale-1 vector is upsampled to the whole latent grid, so it can only set what
+# the whole clip shares; local detail is the job of the finer scales.
+
+# %%
+lab.check("02.5", ex02_5, model=model, indices=[idx[:1] for idx in idx_show])
