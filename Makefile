@@ -53,11 +53,12 @@ test: setup
 PORT     ?= 8888
 LAB_ARGS ?=
 LAB_PROFILE = $(if $(filter file,$(origin PROFILE)),,$(PROFILE))
+LAB_ROOT    = $(if $(filter 0,$(shell id -u)),--allow-root)  # containers often run as root
 
 lab: setup
 	@echo "JupyterLab on http://localhost:$(PORT)/lab (notebooks/, profile $(or $(LAB_PROFILE),the notebooks' default)); Ctrl-C stops it"
 	$(if $(LAB_PROFILE),MARS_PROFILE=$(LAB_PROFILE)) $(BIN)/python -m jupyter lab --notebook-dir=notebooks \
-	  --port=$(PORT) --ServerApp.port_retries=0 --MappingKernelManager.default_kernel_name=python3 $(LAB_ARGS)
+	  --port=$(PORT) --ServerApp.port_retries=0 --MappingKernelManager.default_kernel_name=python3 $(LAB_ROOT) $(LAB_ARGS)
 
 # The notebooks executed by `make reproduce` (runs/$(PROFILE)/notebooks/) as HTML pages in $(BOOK).
 BOOK ?= book
