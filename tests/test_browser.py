@@ -152,21 +152,40 @@ class JupyterLab:
         self.log.close()
 
 
+def _wait_for_one_idle_kernel(page, lab: JupyterLab, timeout: float = 120) -> str:
+    """Wait until the notebook's kernel is up and settled: one kernel, idle, the same one for 3 s
+    (Lab may replace the first kernel it starts while it opens the notebook).  Returns its id."""
+    page.locator(".jp-Notebook-ExecutionIndicator[data-status='idle']").wait_for(timeout=timeout * 1000)
+    deadline, seen, since = time.monotonic() + timeout, None, time.monotonic()
+    while time.monotonic() < deadline:
+        kernels = lab.api("kernels")
+        now = kernels[0]["id"] if len(kernels) == 1 and kernels[0]["execution_state"] == "idle" else None
+        if now != seen:
+            seen, since = now, time.monotonic()
+        elif now and time.monotonic() - since >= 3:
+            return now
+        time.sleep(0.5)
+    raise AssertionError(f"no settled idle kernel in {timeout} s: {lab.api('kernels')}\n{lab.log_tail()}")
+
+
 PROMPTS = """() => [...document.querySelectorAll('.jp-NotebookPanel:not(.lm-mod-hidden) .jp-CodeCell .jp-InputPrompt')]
                    .map(e => e.textContent.trim())"""
 
 
-def _wait_for_run_all(page, lab: JupyterLab, timeout: float = 300) -> list[str]:
-    """Wait until every code cell shows an execution count and the kernel is idle; fail on a traceback."""
+def _wait_for_run_all(page, lab: JupyterLab, kernel: str, timeout: float = 300) -> list[str]:
+    """Wait until every code cell shows an execution count and the kernel is idle; fail on a
+    traceback or if the kernel is no longer the one the cells were sent to."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
+        kernels = lab.api("kernels")
+        assert [k["id"] for k in kernels] == [kernel], f"the kernel changed: {kernels}\n{lab.log_tail()}"
         prompts = page.evaluate(PROMPTS)
         errors = page.locator(".jp-OutputArea-output[data-mime-type='application/vnd.jupyter.stderr']",
                               has_text="Traceback")
         if errors.count():
             raise AssertionError("a cell failed:\n" + errors.first.inner_text()[-2000:])
         done = prompts and all(re.fullmatch(r"\[\d+\]:", p) for p in prompts)
-        if done and all(k["execution_state"] == "idle" for k in lab.api("kernels")):
+        if done and kernels[0]["execution_state"] == "idle":
             return prompts
         time.sleep(1)
     raise AssertionError(f"Run All did not finish in {timeout} s; prompts {prompts}\n{lab.log_tail()}")
@@ -194,10 +213,10 @@ def test_jupyterlab_runs_notebook_01_and_its_explorer_reacts_to_the_slider(brows
         page = browser.new_page(viewport={"width": 1400, "height": 1000})
         page.goto(f"{lab.url}/lab/tree/{NOTEBOOK}.ipynb?token={lab.token}")
         page.locator(".jp-NotebookPanel .jp-Cell").first.wait_for(timeout=90_000)
-        page.locator(".jp-Notebook-ExecutionIndicator[data-status='idle']").wait_for(timeout=90_000)  # kernel up
+        kernel = _wait_for_one_idle_kernel(page, lab)
         page.get_by_role("menuitem", name="Run", exact=True).click()
         page.get_by_role("menuitem", name="Run All Cells", exact=True).click()
-        prompts = _wait_for_run_all(page, lab)
+        prompts = _wait_for_run_all(page, lab, kernel)
         assert len(prompts) == sum(c.cell_type == "code" for c in nbformat.read(root / f"{NOTEBOOK}.ipynb", 4).cells)
         assert (tmp_path / "run" / "out" / NOTEBOOK / "results.json").exists()  # it ran here, not in runs/
 
