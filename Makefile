@@ -57,7 +57,7 @@ LAB_ROOT    = $(if $(filter 0,$(shell id -u)),--allow-root)  # containers often 
 
 lab: setup
 	@echo "JupyterLab on http://localhost:$(PORT)/lab (notebooks/, profile $(or $(LAB_PROFILE),the notebooks' default)); Ctrl-C stops it"
-	$(if $(LAB_PROFILE),MARS_PROFILE=$(LAB_PROFILE)) $(BIN)/python -m jupyter lab --notebook-dir=notebooks \
+	$(if $(LAB_PROFILE),MARS_PROFILE=$(LAB_PROFILE)) $(BIN)/python -m jupyter lab --ServerApp.root_dir=notebooks \
 	  --port=$(PORT) --ServerApp.port_retries=0 --MappingKernelManager.default_kernel_name=python3 $(LAB_ROOT) $(LAB_ARGS)
 
 # The notebooks executed by `make reproduce` (runs/$(PROFILE)/notebooks/) as HTML pages in $(BOOK).

@@ -37,7 +37,8 @@ NOTEBOOK = "01_stft_and_cmx"
 
 def _chromium() -> str:
     """The system Chromium's path, and playwright importable; else skip (outside CI) or fail (in CI)."""
-    path = os.environ.get("MARS_CHROMIUM") or shutil.which("chromium") or shutil.which("chromium-browser")
+    names = ("chromium", "chromium-browser", "google-chrome")  # Debian's; Ubuntu's; GitHub's runners have both
+    path = os.environ.get("MARS_CHROMIUM") or next(filter(None, map(shutil.which, names)), None)
     problem = None
     if path is None:
         problem = "no chromium on PATH (apt-get install chromium, or set MARS_CHROMIUM)"
