@@ -56,9 +56,9 @@ def _chromium() -> str:
 
 @pytest.fixture
 def browser():
+    path = _chromium()  # skips or fails first, so a missing playwright is reported, not raised
     from playwright.sync_api import sync_playwright
 
-    path = _chromium()
     with sync_playwright() as p:
         # --no-sandbox: CI containers run as root, where Chromium's sandbox cannot start
         b = p.chromium.launch(executable_path=path, args=["--no-sandbox", "--disable-gpu"])
