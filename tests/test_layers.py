@@ -31,7 +31,7 @@ import marslib
 ROOT = Path(marslib.__file__).parent
 CORE = {"__init__", "audio", "cmx", "config", "profiles", "tokenizer", "autoregressor", "data", "metrics",
         "baselines", "train", "checkpoint", "runtime", "provenance"}
-UPPER = {"ablation", "study", "evaluate", "report", "cli", "notebooks", "plotting", "widgets", "lab", "runpack", "source"}
+UPPER = {"ablation", "study", "evaluate", "report", "cli", "notebooks", "plotting", "widgets", "lab", "runpack", "source", "book"}
 
 
 def layer_of(top: str) -> str:
