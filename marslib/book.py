@@ -22,6 +22,10 @@ Two things are done to the notebooks on the way:
   position, the text, the audio player and the picture it showed), and drop the
   state, so the pages need no JavaScript for it.  A widget we cannot draw keeps the
   text the kernel printed for it.
+* **maths.**  nbconvert's pages typeset LaTeX with MathJax from a CDN.  When the
+  ``jupyter-server-mathjax`` package (in the ``lab`` extra) is installed, its copy of
+  MathJax goes into ``book/_static/mathjax/`` and the pages load it from there, so
+  the equations render offline too.
 * **paths.**  Outputs and the papermill parameters cell hold absolute paths of the
   machine that ran them (``out_dir = "/home/.../runs/course"``).  They are rewritten
   as ``<run>``, ``<data>``, paths relative to the repository, ``<venv>``, or, for
@@ -214,13 +218,35 @@ def _nav(prev: Entry | None, nxt: Entry | None, where: str) -> str:
             f'{link(nxt, "next", (nxt.title if nxt else "") + " →")}</nav>')
 
 
-def render_page(nb, prev: Entry | None, nxt: Entry | None, replacements: list[tuple[str, str]]) -> str:
+MATHJAX_DIR = "_static/mathjax"
+MATHJAX_CONFIG = "TeX-AMS-MML_HTMLorMML-full"
+
+
+def copy_mathjax(out: Path) -> str | None:
+    """Copy a local MathJax into ``out/_static/mathjax``; its URL relative to the pages, or None
+    (the pages then keep nbconvert's CDN URL) when ``jupyter-server-mathjax`` is not installed."""
+    import shutil
+
+    try:
+        import jupyter_server_mathjax
+    except ImportError:
+        return None
+    static = Path(jupyter_server_mathjax.__file__).parent / "static"
+    if not (static / "MathJax.js").exists():
+        return None
+    shutil.copytree(static, out / MATHJAX_DIR, dirs_exist_ok=True)
+    return f"{MATHJAX_DIR}/MathJax.js?config={MATHJAX_CONFIG}"
+
+
+def render_page(nb, prev: Entry | None, nxt: Entry | None, replacements: list[tuple[str, str]],
+                mathjax_url: str | None = None) -> str:
     """One executed notebook as a standalone HTML page with previous/contents/next links."""
     from nbconvert import HTMLExporter
 
     freeze_widgets(nb)
     nb.metadata["title"] = notebook_summary(nb)[0] or "notebook"  # the page's <title>
-    body, _ = HTMLExporter(template_name="lab").from_notebook_node(nb)
+    exporter = HTMLExporter(template_name="lab", **({"mathjax_url": mathjax_url} if mathjax_url else {}))
+    body, _ = exporter.from_notebook_node(nb)
     body = body.replace("</head>", f"<style>{STYLE}</style>\n</head>", 1)
     body = re.sub(r"(<body[^>]*>)", lambda m: m.group(1) + _nav(prev, nxt, "top"), body, count=1)
     body = body.replace("</body>", _nav(prev, nxt, "bottom") + "\n</body>", 1)
@@ -287,12 +313,13 @@ def build_book(run: Path, out: Path, expected: list[str] | None = None) -> list[
         entries.append(entry)
     out.mkdir(parents=True, exist_ok=True)
     pages = [e for e in entries if e.page]
+    mathjax_url = copy_mathjax(out) if pages else None
     for i, entry in enumerate(pages):
         nb = notebooks[entry.stem]
         params = nb.metadata.get("papermill", {}).get("parameters", {})
         replacements = path_replacements(run, params.get("data_dir", ""))
         prev, nxt = pages[i - 1] if i else None, pages[i + 1] if i + 1 < len(pages) else None
-        (out / entry.page).write_text(render_page(nb, prev, nxt, replacements), encoding="utf-8")
+        (out / entry.page).write_text(render_page(nb, prev, nxt, replacements, mathjax_url), encoding="utf-8")
     index = render_index(entries, run, profile)
     (out / "index.html").write_text(scrub_paths(index, path_replacements(run)), encoding="utf-8")
     return entries

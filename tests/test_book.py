@@ -93,7 +93,7 @@ def test_index_links_the_executed_notebooks_and_names_the_missing_one(run, tmp_p
     assert "01 · Sound to image</a><br><span>What does sound to image do?" in index
     missing = re.search(r'<li class="missing">(.*?)</li>', index, re.S).group(1)
     assert missing.startswith("02_x: not in this run") and "--notebooks 02" in missing
-    assert sorted(p.name for p in (tmp_path / "book").iterdir()) == ["01_x.html", "03_x.html", "index.html"]
+    assert sorted(p.name for p in (tmp_path / "book").iterdir()) == ["01_x.html", "03_x.html", "_static", "index.html"]
 
 
 def test_pages_link_previous_and_next_and_only_relatively(run, tmp_path):
@@ -106,6 +106,14 @@ def test_pages_link_previous_and_next_and_only_relatively(run, tmp_path):
         assert "<title>" in page and re.search(r"<title>0[13] · ", page)
         for link in re.findall(r'(?:href|src)="([^"]+)"', page):
             assert not link.startswith(("/", "file:")), link
+
+
+def test_equations_typeset_with_the_local_mathjax(run, tmp_path):
+    build_book(run, tmp_path / "book", expected=EXPECTED)
+    page = (tmp_path / "book" / "01_x.html").read_text()
+    src = re.search(r'<script[^>]+src="([^"]*MathJax\.js[^"]*)"', page).group(1)
+    assert src.startswith("_static/mathjax/MathJax.js?config=")      # on disk, not a CDN
+    assert (tmp_path / "book" / src.split("?")[0]).is_file()
 
 
 def test_no_absolute_machine_path_survives(run, tmp_path):
