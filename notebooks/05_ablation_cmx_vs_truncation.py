@@ -692,7 +692,7 @@ from marslib import lab  # noqa: E402  (the exercises' checks)
 # *Hint:* CREPE averages frames spread over the whole clip; our corner is silent after
 # $1/r$ of it.
 #
-# *Cost: ≈ 1 min on 2 CPU cores (course); no training (one Griffin-Lim and CREPE pass over the test notes, as in §5).*
+# *Cost: ≈ 30 seconds on 2 CPU cores (course); no training (one Griffin-Lim and CREPE pass over the test notes, as in §5).*
 
 # %% tags=["solution"]
 f_band = cfg.spec_shape[0] // (r * r)                  # F/r^2 bins x T frames = (F/r) x (T/r) values
@@ -805,7 +805,7 @@ lab.check("05.2", ex05_2, ceilings=ceilings, fd_mars=rows["mars"]["fd_crepe"])
 # *Hint:* the full tokenizer's first stage runs at $F \times T$ whatever $r$ is;
 # CMX's at $F/r \times T/r$.
 #
-# *Cost: ≈ 1 min on 2 CPU cores (course); no training (a few timed tokenizer steps, as in §3).*
+# *Cost: ≈ 30 seconds on 2 CPU cores (course); no training (a few timed tokenizer steps, as in §3).*
 
 # %% tags=["solution"]
 from marslib.config import get_config  # noqa: E402
@@ -862,8 +862,8 @@ def corner_errors(tok):
 
 mae_bins = {"cmx": corner_errors(tokenizer), "truncation": corner_errors(trunc_tokenizer)}
 fig, ax = plt.subplots(figsize=(7, 3), layout="constrained")
-for arm, color in (("cmx", "C0"), ("truncation", "C1")):
-    ax.plot(np.arange(f_r) * sr / (2 * cfg.spec_shape[0]), mae_bins[arm], "o-", color=color,
+for arm, colour in (("cmx", "C0"), ("truncation", "C1")):
+    ax.plot(np.arange(f_r) * sr / (2 * cfg.spec_shape[0]), mae_bins[arm], "o-", color=colour,
             label=f"{arm} tokenizer (mean {mae_bins[arm].mean():.3f})")
 ax.set(xlabel="bin frequency (Hz)", ylabel="mean |error| (normalised)",
        title=f"reconstruction error inside the corner (first {a.clip_seconds / r:.2f} s)")

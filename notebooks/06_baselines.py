@@ -447,7 +447,7 @@ from marslib import lab  # noqa: E402  (the exercises' checks)
 #
 # *Hint:* the space between the harmonics.
 #
-# *Cost: ≈ 10 seconds on 2 CPU cores (course); no training.*
+# *Cost: a few seconds on 2 CPU cores (course); no training.*
 
 # %% tags=["solution"]
 from marslib.audio import magnitude_spectrogram  # noqa: E402
@@ -514,12 +514,12 @@ from marslib.baselines.common import seeded_noise  # noqa: E402
 @torch.no_grad()
 def vocode_from(spec_BFT, pitch_B, family_B, keep, seed=0):
     """dw.vocode's reverse chain over the `keep` smallest of the fast noise levels."""
-    betas, steps = dw.schedule(fast=True)
+    betas, train_step = dw.schedule(fast=True)  # noise level n is fed to the denoiser as step train_step[n]
     abar = np.cumprod(1 - betas)
     shape = (spec_BFT.shape[0], spec_BFT.shape[-1] * dw.hop)
     x, cond = seeded_noise(shape, seed), dw.upsample_spec(spec_BFT)
     for n in range(keep - 1, -1, -1):
-        eps = dw.denoise(x, torch.full((shape[0],), float(steps[n])), cond, pitch_B, family_B)
+        eps = dw.denoise(x, torch.full((shape[0],), float(train_step[n])), cond, pitch_B, family_B)
         x = (x - betas[n] / math.sqrt(1 - abar[n]) * eps) / math.sqrt(1 - betas[n])
         if n > 0:
             x = x + math.sqrt((1 - abar[n - 1]) / (1 - abar[n]) * betas[n]) * seeded_noise(shape, seed * 1000 + n)
@@ -570,7 +570,7 @@ lab.check("06.2", ex06_2, dw=dw, test=test, cfg=cfg, seed=seed)
 # used more often than the note whose embedding was used), `"embedding"` (the other
 # way round) or `"neither"`.
 #
-# *Cost: ≈ 40 seconds on 2 CPU cores (course): the WaveNet samples 16,384 steps one after another; no training.*
+# *Cost: ≈ 30 seconds on 2 CPU cores (course): the WaveNet samples 16,384 steps one after another; no training.*
 
 # %% tags=["solution"]
 from marslib.baselines.common import mu_law_decode  # noqa: E402
