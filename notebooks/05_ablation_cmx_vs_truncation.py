@@ -660,7 +660,6 @@ print(json.dumps({k: results[k] for k in ("budgets", "delta_fd", "paper_delta_fd
 #   direction and size on CREPE embeddings, with a bound (§5) that tells whether the
 #   truncation arm's smaller budget could matter.
 
-
 # %% [markdown]
 # ## Exercises
 #

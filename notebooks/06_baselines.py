@@ -413,7 +413,6 @@ print(json.dumps({k: results_json[k] for k in ("learning", "claims")}, indent=1)
 # - §6 gives the paper's claim our measured direction per metric; §7 says how far our
 #   budget is from the published one, and why it hurts the sample-level models most.
 
-
 # %% [markdown]
 # ## Exercises
 #
