@@ -17,7 +17,7 @@ from . import Exercise, Wrong
 from ..audio import magnitude_spectrogram
 from ..config import Config
 from ..metrics.spectral import log_spectral_distance
-from .nb05 import _bool, _choice, _close, _dict, _number
+from .nb05 import _bool, _choice, _close, _dict, _number  # reading an answer dict: shared with 05
 
 FOLLOWS = ("condition", "embedding", "neither")
 WAVENET_PREFIX = 256  # samples of the swapped decodes that 06.3's check re-samples (the sampler is sequential)
