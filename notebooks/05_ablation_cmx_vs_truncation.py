@@ -674,27 +674,262 @@ print(json.dumps({k: results[k] for k in ("budgets", "delta_fd", "paper_delta_fd
 # - Quality: the paper finds CMX slightly worse on FAD (+0.19); §6 and §7 give our
 #   direction and size on CREPE embeddings, with a bound (§5) that tells whether the
 #   truncation arm's smaller budget could matter.
-#
+
+# %% [markdown]
 # ## Exercises
 #
-# 1. **Another crop.** Keep the lowest $F/r^2$ bins of **all** $T$ frames instead (the
-#    same number of values, a different grid). Compute its ceiling with
-#    `cmx.untruncate` and `frechet_distance` as in §5. Does it beat our corner crop on
-#    FD CREPE? *Hint:* CREPE averages frames spread over the whole clip; our corner is
-#    silent after $1/r$ of it.
-# 2. **Equal budgets.** Rerun this notebook in `course` with
-#    `setup_run(..., overrides={"eval.baseline_budget": 1.0})` and a fresh `out_dir`
-#    (it retrains everything). Does Δ change sign? Does the ceiling of §5 predict what
-#    you see? *Hint:* compare the truncation arm's FD with `fd_oracle`.
-# 3. **Cost scaling.** Call `step_costs` on `get_config("course", {"cmx.factor": 2,
-#    "tokenizer.downsample": 8})`, then the course default ($r = 4$). How do the
-#    full / CMX ratios change with $r$? *Hint:* the full tokenizer's first stage runs at
-#    $F \times T$ whatever $r$ is; CMX's at $F/r \times T/r$.
-# 4. **Where does each tokenizer err?** For the test spectrograms, compute the mean
-#    absolute error per frequency bin of the CMX tokenizer's reconstruction and of the
-#    truncation tokenizer's (inside its corner only). Which one reconstructs the low
-#    bins better, and why might it? *Hint:* the truncation tokenizer spends the same
-#    codebook on $r^2$ times fewer values.
-# 5. **Listen to the bound.** Play `waves_trunc_best` (a perfect truncation arm) for a
-#    few notes next to `test.waves`. Which instruments survive the crop best?
-#    *Hint:* short, low notes (a plucked bass) lose little; long, bright ones lose most.
+# Each exercise below sets one answer variable, `ex05_k`, and a check cell tells you
+# whether it is right (and, if not, what to look at). Run the notebook above first:
+# the exercises reuse its objects (`spec_test`, `test`, the two tokenizers, `fd_oracle`,
+# `ceilings`, `costs`, `rows`, `embed`, `griffin_lim_of`).
+
+# %%
+from marslib import lab  # noqa: E402  (the exercises' checks)
+
+# %% [markdown]
+# ### Exercise 1 · Another crop
+#
+# Our truncation keeps a corner: the lowest $F/r$ bins of the first $T/r$ frames. Keep
+# instead the lowest $F/r^2$ bins of **all** $T$ frames (the same number of values, a
+# different grid). Build that crop of the test spectrograms with `cmx.untruncate`
+# (`fill_value=-1`, silence), and measure, as in §5:
+#
+# * the fraction of the test notes' energy each crop loses (on the denormalised
+#   magnitudes `audio.denormalise(spec_test, a)`; the corner's is `loss_test["energy_lost"]`);
+# * its ceiling: FD CREPE of the crop through Griffin-Lim (`griffin_lim_of`, `embed`)
+#   against the real test notes (`ref_crepe`), beside the corner's
+#   `fd_oracle["truncation_representation"]`.
+#
+# Set `ex05_1 = {"energy_lost_band": ..., "energy_lost_corner": ..., "fd_band": ...,
+# "fd_corner": ..., "band_beats_corner": True or False}` (beats = lower FD).
+#
+# *Hint:* CREPE averages frames spread over the whole clip; our corner is silent after
+# $1/r$ of it.
+#
+# *Cost: ≈ 30 seconds on 2 CPU cores (course); no training (one Griffin-Lim and CREPE pass over the test notes, as in §5).*
+
+# %% tags=["solution"]
+f_band = cfg.spec_shape[0] // (r * r)                  # F/r^2 bins x T frames = (F/r) x (T/r) values
+spec_band_best = cmx.untruncate(spec_test[..., :f_band, :], cfg.spec_shape, fill_value=-1.0)
+energy_test = audio.denormalise(spec_test, a).double().pow(2)
+fd_band = float(frechet_distance(ref_crepe, embed(griffin_lim_of(spec_band_best))))
+ex05_1 = {"energy_lost_band": float(1 - energy_test[..., :f_band, :].sum() / energy_test.sum()),
+          "energy_lost_corner": loss_test["energy_lost"],
+          "fd_band": fd_band, "fd_corner": fd_oracle["truncation_representation"],
+          "band_beats_corner": fd_band < fd_oracle["truncation_representation"]}
+print(json.dumps(ex05_1, indent=1))
+
+# %% [markdown] tags=["solution"]
+# The band keeps the attack *and* the sustain of the lowest partials, so CREPE, which
+# looks at frames spread over the whole clip, hears a note in every frame instead of
+# silence after $1/r$ of it. Which crop loses less energy depends on the notes (long,
+# bright notes put much energy above $F/r^2$); which one CREPE prefers is a property of
+# the judge as much as of the representation: "truncation" is not one baseline but a
+# family of them, and the paper's comparison holds only for the crop it used.
+
+# %%
+lab.check("05.1", ex05_1, spec_test=spec_test, cfg=cfg, fd_corner=fd_oracle["truncation_representation"])
+
+# %% [markdown]
+# ### Exercise 2 · What the budget can change
+#
+# In `course` the truncation arm trains on a quarter of MARS's steps. Retraining both
+# arms at equal budgets takes about 45 minutes; here is the same question in minutes.
+#
+# 1. **Equal (small) budgets.** Train *both* tokenizers from scratch with the same
+#    number of steps: copy the config (`Config.from_dict(cfg.to_dict())`, from
+#    `marslib.config`), set its `eval.baseline_budget` to 0.1 and its
+#    `train_tokenizer.batch_size` to 8, and pass the copy through
+#    `ablation.baseline_config` (the CMX arm) and `truncation_config` (the truncation
+#    arm): both then get 10 % of MARS's steps. Train each with
+#    `fit_tokenizer(arm_cfg, folder, progress=False)` into a temporary folder and score
+#    it with `reconstruction_report(tokenizer, spec_test)["lsd"]`. Which arm reconstructs
+#    the full spectrogram better at equal budgets?
+# 2. **Could any budget flip the result?** Compare the perfect crop's ceiling
+#    (`ceilings["truncation_representation"]`: `lsd` and `fd_crepe`) with MARS's FD
+#    (`rows["mars"]["fd_crepe"]`).
+#
+# Set `ex05_2 = {"steps": <steps each tokenizer trained>, "lsd_cmx": ..., "lsd_truncation": ...,
+# "lsd_bound": ..., "fd_bound": ..., "fd_mars": ..., "equal_budget_better": "cmx" or
+# "truncation", "budget_can_flip": True or False}`.
+#
+# *The cheap path:* 10 % of the steps at a quarter of the batch (course: 150 steps of 8
+# clips, against MARS's 1,500 of 32), so both tokenizers are far from converged: the
+# comparison is between two equally short trainings, not two finished ones.
+#
+# *Hint:* no truncation tokenizer can reconstruct better than the perfect crop, however
+# long it trains; if even the perfect crop's FD is worse than MARS's, a larger budget
+# cannot flip the comparison.
+#
+# *Cost: ≈ 3 min on 2 CPU cores (course); trains two small tokenizers (150 steps of 8 clips each).*
+
+# %% tags=["solution"]
+import dataclasses  # noqa: E402
+import tempfile  # noqa: E402
+
+from marslib.config import Config  # noqa: E402
+
+short = Config.from_dict(cfg.to_dict())
+short.eval.baseline_budget = 0.1
+short.train_tokenizer = dataclasses.replace(short.train_tokenizer, batch_size=8)
+equal_arms = {"cmx": ablation.baseline_config(short), "truncation": truncation_config(short)}
+assert equal_arms["cmx"].train_tokenizer.steps == equal_arms["truncation"].train_tokenizer.steps
+lsd_equal = {}
+t0 = time.perf_counter()
+with tempfile.TemporaryDirectory() as tmp:
+    for arm, arm_cfg in equal_arms.items():
+        tok_arm, _ = fit_tokenizer(arm_cfg, f"{tmp}/{arm}", progress=False)
+        lsd_equal[arm] = reconstruction_report(tok_arm, spec_test)["lsd"]
+bound = ceilings["truncation_representation"]
+ex05_2 = {"steps": equal_arms["cmx"].train_tokenizer.steps,
+          "lsd_cmx": lsd_equal["cmx"], "lsd_truncation": lsd_equal["truncation"],
+          "lsd_bound": bound["lsd"], "fd_bound": bound["fd_crepe"], "fd_mars": rows["mars"]["fd_crepe"],
+          "equal_budget_better": min(lsd_equal, key=lsd_equal.get),
+          "budget_can_flip": bound["fd_crepe"] < rows["mars"]["fd_crepe"]}
+print(f"two tokenizers of {ex05_2['steps']} steps trained and scored in {time.perf_counter() - t0:.0f} s")
+print(json.dumps(ex05_2, indent=1))
+
+# %% [markdown] tags=["solution"]
+# At equal budgets the two arms can be compared fairly on reconstruction, which is
+# what a tokenizer's budget buys; the truncation arm's LSD can only approach the
+# perfect crop's from above. The bound then answers the budget question for the whole
+# arm: when the perfect crop's FD is already worse than MARS's, giving the truncation
+# arm four times more steps (the `course` discount undone) cannot reverse the result;
+# when it is better, the discount could matter and only an equal-budget rerun settles it.
+
+# %%
+lab.check("05.2", ex05_2, ceilings=ceilings, fd_mars=rows["mars"]["fd_crepe"])
+
+# %% [markdown]
+# ### Exercise 3 · Cost scaling
+#
+# §3 measured one tokenizer step at this profile's CMX factor $r$. Double it: build the
+# config with `get_config` (import it: `from marslib.config import get_config`) from
+# this notebook's profile and overrides (`json.loads(overrides)`) plus
+# `"cmx.factor": 2 * r`, and divide `tokenizer.downsample` and `tokenizer.time_downsample`
+# by 2 (a `time_downsample` of 0 means "the same as `downsample`": keep 0), so that
+# the latent grid and the token count stay the same. Run
+# `step_costs(that_config, batch_size=cost_batch, repeats=cost_repeats)`. How do the
+# full / CMX ratios of activation memory and step time change with $r$?
+#
+# Set `ex05_3 = {"ratios": {r: {"memory": ..., "time": ...}, 2 * r: {"memory": ...,
+# "time": ...}}, "memory_ratio_grows_with_r": True or False}` (the ratios are full / CMX;
+# those at $r$ are §3's `ratios`).
+#
+# *Hint:* the full tokenizer's first stage runs at $F \times T$ whatever $r$ is;
+# CMX's at $F/r \times T/r$.
+#
+# *Cost: ≈ 30 seconds on 2 CPU cores (course); no training (a few timed tokenizer steps, as in §3).*
+
+# %% tags=["solution"]
+from marslib.config import get_config  # noqa: E402
+
+r2 = 2 * r
+cfg_r2 = get_config(cfg.profile, {**json.loads(overrides), "cmx.factor": r2,
+                                  "tokenizer.downsample": cfg.tokenizer.downsample // 2,
+                                  "tokenizer.time_downsample": cfg.tokenizer.time_downsample // 2})
+assert cfg_r2.latent_shape == cfg.latent_shape and cfg_r2.input_shape == (r2 * r2, *[n // r2 for n in cfg.spec_shape])
+by_r2 = {c["representation"]: c for c in step_costs(cfg_r2, batch_size=cost_batch, repeats=cost_repeats)}
+scaling = {r: {"memory": ratios["activation_full_over_cmx"], "time": ratios["time_full_over_cmx"]},
+           r2: {"memory": by_r2["full"]["activation_mb"] / by_r2["cmx"]["activation_mb"],
+                "time": by_r2["full"]["step_ms"] / by_r2["cmx"]["step_ms"]}}
+for r_, s_ in scaling.items():
+    print(f"r = {r_}: full / CMX = {s_['memory']:.1f}x the memory, {s_['time']:.1f}x the time")
+ex05_3 = {"ratios": scaling, "memory_ratio_grows_with_r": scaling[r2]["memory"] > scaling[r]["memory"]}
+
+# %% [markdown] tags=["solution"]
+# The full tokenizer is the same network for every $r$ (it downsamples $r$ times more to
+# reach the same latent grid), so its cost does not move; CMX's first stages run on a
+# grid $r^2$ times smaller each time $r$ doubles, so the memory ratio grows with $r$.
+# Step times follow the same way but are noisier (a loaded machine, small batches). At
+# the paper's 512 × 512 spectrogram the same argument is what makes $r = 4$ worth it.
+
+# %%
+lab.check("05.3", ex05_3, cfg=cfg, costs=costs, batch_size=cost_batch)
+
+# %% [markdown]
+# ### Exercise 4 · Where does each tokenizer err?
+#
+# Reconstruct the test spectrograms through each tokenizer
+# (`tok.decode(tok.encode(cmx.to_model_input(spec_test, tok.cfg.cmx))).clamp(-1, 1)`,
+# then back to $F \times T$ with `cmx.from_model_input`) and compute, **inside the
+# corner** that truncation keeps (bins `:f_r`, frames `:t_r`), the mean absolute error
+# of the normalised log-magnitude per frequency bin, averaged over the notes and the
+# corner's frames. Which tokenizer reconstructs the low bins better, on average?
+#
+# Set `ex05_4 = {"mae_per_bin_cmx": <f_r numbers>, "mae_per_bin_truncation": <f_r numbers>,
+# "better_on_low_bins": "cmx" or "truncation"}`.
+#
+# *Hint:* the truncation tokenizer spends the same codebook on $r^2$ times fewer values;
+# in `course` it also trained on a quarter of the steps.
+#
+# *Cost: ≈ 10 seconds on 2 CPU cores (course); no training.*
+
+# %% tags=["solution"]
+def corner_errors(tok):
+    """Mean |x - x_hat| per bin of the kept corner, over notes and the corner's frames: (f_r,)."""
+    with torch.no_grad():
+        x_hat = tok.decode(tok.encode(cmx.to_model_input(spec_test, tok.cfg.cmx))).clamp(-1, 1)
+    full = cmx.from_model_input(x_hat, tok.cfg.cmx, cfg.spec_shape)
+    return (full - spec_test)[:, 0, :f_r, :t_r].abs().mean(dim=(0, 2)).numpy()
+
+
+mae_bins = {"cmx": corner_errors(tokenizer), "truncation": corner_errors(trunc_tokenizer)}
+fig, ax = plt.subplots(figsize=(7, 3), layout="constrained")
+for arm, colour in (("cmx", "C0"), ("truncation", "C1")):
+    ax.plot(np.arange(f_r) * sr / (2 * cfg.spec_shape[0]), mae_bins[arm], "o-", color=colour,
+            label=f"{arm} tokenizer (mean {mae_bins[arm].mean():.3f})")
+ax.set(xlabel="bin frequency (Hz)", ylabel="mean |error| (normalised)",
+       title=f"reconstruction error inside the corner (first {a.clip_seconds / r:.2f} s)")
+ax.legend(fontsize=8)
+ax.grid(alpha=0.3)
+plt.show()
+ex05_4 = {"mae_per_bin_cmx": mae_bins["cmx"].tolist(), "mae_per_bin_truncation": mae_bins["truncation"].tolist(),
+          "better_on_low_bins": min(mae_bins, key=lambda k: mae_bins[k].mean())}
+
+# %% [markdown] tags=["solution"]
+# Inside its corner the truncation tokenizer has $r^2$ times more codebook capacity per
+# value than the CMX tokenizer, which must spend the same tokens on the whole note; so
+# with equal training it can be the sharper of the two on the low bins, and what it
+# loses is everything outside. Where the CMX tokenizer wins even here, its larger
+# training budget (course) or the undertrained truncation arm is the likelier reason.
+
+# %%
+lab.check("05.4", ex05_4, tokenizer=tokenizer, trunc_tokenizer=trunc_tokenizer, spec_test=spec_test)
+
+# %% [markdown]
+# ### Exercise 5 · Listen to the bound
+#
+# `waves_trunc_best` (§5) is what a *perfect* truncation arm would produce. For each
+# instrument family of the test notes, compute the fraction of energy the crop loses,
+# pooled over that family's notes:
+# `cmx.truncation_loss(audio.denormalise(spec_test[mask], a), r)["energy_lost"]` with
+# `mask = torch.from_numpy(test.family == f)`. Then listen to a note of the family
+# that loses least and of the one that loses most, next to `test.waves`.
+#
+# Set `ex05_5 = {"energy_lost_by_family": {family name: fraction}, "survives_best": <family name>}`
+# (names from `FAMILIES`).
+#
+# *Hint:* short, low notes (a plucked bass) lose little; long, bright ones lose most.
+#
+# *Cost: ≈ 1 min on 2 CPU cores (course), most of it listening; no training.*
+
+# %% tags=["solution"]
+mag_test = audio.denormalise(spec_test, a)
+lost_by_family = {FAMILIES[f]: cmx.truncation_loss(mag_test[torch.from_numpy(test.family == f)], r)["energy_lost"]
+                  for f in np.unique(test.family)}
+for name, lost in sorted(lost_by_family.items(), key=lambda kv: kv[1]):
+    print(f"{name:>12}: the crop loses {lost:.1%} of the energy")
+for name in (min(lost_by_family, key=lost_by_family.get), max(lost_by_family, key=lost_by_family.get)):
+    i = families.index(name)
+    print(f"{name}, MIDI {int(test.pitch[i])}: real, then a perfect truncation arm")
+    display(Audio(test.waves[i], rate=sr), Audio(waves_trunc_best[i], rate=sr))
+ex05_5 = {"energy_lost_by_family": lost_by_family, "survives_best": min(lost_by_family, key=lost_by_family.get)}
+
+# %% [markdown] tags=["solution"]
+# The families whose energy sits low and early (bass, mallet, plucked strings) keep
+# most of it in the corner; sustained, bright families (organ, brass, reed) lose most
+# of their energy, and their truncated notes sound like a short, dull thump.
+
+# %%
+lab.check("05.5", ex05_5, spec_test=spec_test, family=test.family, families=FAMILIES, cfg=cfg)

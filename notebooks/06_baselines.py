@@ -412,20 +412,260 @@ print(json.dumps({k: results_json[k] for k in ("learning", "claims")}, indent=1)
 #   generate; MARS needs only the label.
 # - §6 gives the paper's claim our measured direction per metric; §7 says how far our
 #   budget is from the published one, and why it hurts the sample-level models most.
-#
+
+# %% [markdown]
 # ## Exercises
 #
-# 1. **DDSP without noise.** Zero the noise branch of a trained DDSP at synthesis time
-#    and resynthesise four notes of a breathy family (flute, reed). What does the
-#    spectrogram lose? *Hint:* the space between the harmonics.
-# 2. **Fewer diffusion steps.** Resynthesise with DiffWave using the last 3 of its 6
-#    fast-schedule noise levels only, then with all 6. Listen, and compare the LSD to the
-#    held-out note. *Hint:* the large noise levels come first; dropping them starts the
-#    sampler from something too clean.
-# 3. **Swap the embedding.** Encode a keyboard note and a flute note with the WaveNet
-#    autoencoder, swap their embeddings and decode with each note's own pitch. Which
-#    attributes follow the embedding and which the pitch condition?
-# 4. **Borrowed loudness.** DDSP's generated notes take their loudness curve from a
-#    training note. Replace it with a flat curve at the note's mean loudness and score
-#    the family accuracy again (`make_clips` + the judge of notebook 04). What did the
-#    envelope carry?
+# Each exercise below sets one answer variable, `ex06_k`, and a check cell tells you
+# whether it is right (and, if not, what to look at). They use the systems trained
+# above (`models`), the held-out notes (`test`) and the judge of notebook 04; none
+# trains anything.
+
+# %%
+from marslib import lab  # noqa: E402  (the exercises' checks)
+
+# %% [markdown]
+# ### Exercise 1 · DDSP without noise
+#
+# Zero the noise branch of the trained DDSP at synthesis time: call
+# `ddsp.synthesise(pitch, family, ddsp._loudness(waves), torch.zeros_like(waves), ddsp._z(waves))`
+# (silent noise in, so the filtered noise is silent too; clamp to [-1, 1] as `_render`
+# does) and compare it with `ddsp.resynthesise(waves, pitch, family, seed=seed)` for
+# four held-out notes of a breathy family (flute or reed; any four notes if the test
+# split has none). Measure, on the STFT magnitudes `magnitude_spectrogram(w, a)` (from
+# `marslib.audio`):
+#
+# * the energy (sum of squared magnitudes) of the noiseless resynthesis over that of the normal one;
+# * the LSD of each to the real notes (`marslib.metrics.log_spectral_distance`, averaged).
+#
+# Look at the spectrograms: what does the noiseless one lose?
+#
+# Set `ex06_1 = {"notes": [4 test indices], "energy_kept_without_noise": ...,
+# "lsd_with_noise": ..., "lsd_without_noise": ..., "lost": "between_harmonics" or
+# "harmonics" or "pitch"}`.
+#
+# *Hint:* the space between the harmonics.
+#
+# *Cost: a few seconds on 2 CPU cores (course); no training.*
+
+# %% tags=["solution"]
+from marslib.audio import magnitude_spectrogram  # noqa: E402
+from marslib.metrics import log_spectral_distance  # noqa: E402
+
+breathy = [i for i, f in enumerate(test.family) if FAMILIES[f] in ("flute", "reed")][:4] or list(range(4))
+b_waves = torch.from_numpy(test.waves[breathy])
+b_pitch, b_family = torch.as_tensor(test.pitch[breathy]), torch.as_tensor(test.family[breathy])
+with torch.no_grad():
+    with_noise = ddsp.resynthesise(b_waves, b_pitch, b_family, seed=seed)
+    no_noise = ddsp.synthesise(b_pitch, b_family, ddsp._loudness(b_waves), torch.zeros_like(b_waves),
+                               ddsp._z(b_waves)).clamp(-1.0, 1.0)
+mags = {name: magnitude_spectrogram(w, a) for name, w in (("real", b_waves), ("with noise", with_noise),
+                                                           ("without noise", no_noise))}
+lsd_noise = {name: float(log_spectral_distance(mags["real"], mags[name]).mean()) for name in ("with noise", "without noise")}
+fig, axes = plt.subplots(1, 3, figsize=(13, 3.2), layout="constrained")
+for ax, (name, w) in zip(axes, (("real", b_waves), ("with noise", with_noise), ("without noise", no_noise))):
+    plot_spectrogram(ax, waveform_to_input(w[:1], a)[0, 0], a, colorbar=False,
+                     title=f"{name}: {FAMILIES[b_family[0]]} {int(b_pitch[0])}"
+                     + (f", LSD {lsd_noise[name]:.1f} dB" if name in lsd_noise else ""))
+plt.show()
+display(Audio(with_noise[0].numpy(), rate=sr, normalize=False), Audio(no_noise[0].numpy(), rate=sr, normalize=False))
+ex06_1 = {"notes": breathy,
+          "energy_kept_without_noise": float(mags["without noise"].double().pow(2).sum()
+                                             / mags["with noise"].double().pow(2).sum()),
+          "lsd_with_noise": lsd_noise["with noise"], "lsd_without_noise": lsd_noise["without noise"],
+          "lost": "between_harmonics"}
+print(json.dumps(ex06_1, indent=1))
+
+# %% [markdown] tags=["solution"]
+# The harmonic synthesiser alone plays only partials at $k \cdot f_0$: the pitch and
+# the harmonics survive untouched, and the valleys between them go silent (dark
+# stripes between the partials, and the breath of the attack). How much that costs
+# in LSD depends on how much noise the decoder learned to ask for; a breathy family
+# is where it should matter most.
+
+# %%
+lab.check("06.1", ex06_1, ddsp=ddsp, test=test, cfg=cfg, seed=seed)
+
+# %% [markdown]
+# ### Exercise 2 · Fewer diffusion steps
+#
+# DiffWave's fast sampler (`dw.vocode`, printed in §2.2) walks 6 noise levels, the
+# largest first. Run the same loop over only the **last 3** (the 3 smallest: start from
+# pure noise at index `n = 2` of `dw.schedule(fast=True)` and go down to 0, with the same
+# seeded noise as `vocode`), and with all 6 (`dw.vocode`), for four held-out notes
+# (their spectrogram: `dw.spectrogram(waves)`). Listen, and measure the LSD of each to
+# the real notes (on `magnitude_spectrogram`, as in exercise 1).
+#
+# Set `ex06_2 = {"notes": [4 test indices], "lsd_all_steps": ..., "lsd_last_3_steps": ...,
+# "fewer_steps_worse": True or False}`.
+#
+# *Hint:* the large noise levels come first; dropping them hands pure noise to a step
+# that expects an almost clean signal, so the remaining steps cannot remove it all.
+#
+# *Cost: ≈ 20 seconds on 2 CPU cores (course); no training.*
+
+# %% tags=["solution"]
+import math  # noqa: E402
+
+from marslib.baselines.common import seeded_noise  # noqa: E402
+
+
+@torch.no_grad()
+def vocode_from(spec_BFT, pitch_B, family_B, keep, seed=0):
+    """dw.vocode's reverse chain over the `keep` smallest of the fast noise levels."""
+    betas, train_step = dw.schedule(fast=True)  # noise level n is fed to the denoiser as step train_step[n]
+    abar = np.cumprod(1 - betas)
+    shape = (spec_BFT.shape[0], spec_BFT.shape[-1] * dw.hop)
+    x, cond = seeded_noise(shape, seed), dw.upsample_spec(spec_BFT)
+    for n in range(keep - 1, -1, -1):
+        eps = dw.denoise(x, torch.full((shape[0],), float(train_step[n])), cond, pitch_B, family_B)
+        x = (x - betas[n] / math.sqrt(1 - abar[n]) * eps) / math.sqrt(1 - betas[n])
+        if n > 0:
+            x = x + math.sqrt((1 - abar[n - 1]) / (1 - abar[n]) * betas[n]) * seeded_noise(shape, seed * 1000 + n)
+        x = x.clamp(-1.0, 1.0)
+    return x
+
+
+four = list(picked)  # the four conditions of §5
+f_waves = torch.from_numpy(test.waves[four])
+f_pitch, f_family = torch.as_tensor(test.pitch[four]), torch.as_tensor(test.family[four])
+f_spec = dw.spectrogram(f_waves)
+by_steps = {6: dw.vocode(f_spec, f_pitch, f_family, seed=seed), 3: vocode_from(f_spec, f_pitch, f_family, 3, seed)}
+assert torch.allclose(vocode_from(f_spec, f_pitch, f_family, 6, seed), by_steps[6])  # the same chain as vocode
+lsd_steps = {k: float(log_spectral_distance(magnitude_spectrogram(f_waves, a), magnitude_spectrogram(w, a)).mean())
+             for k, w in by_steps.items()}
+for k, w in by_steps.items():
+    print(f"{k} steps: LSD {lsd_steps[k]:.2f} dB")
+    display(Audio(w[0].numpy(), rate=sr, normalize=False))
+ex06_2 = {"notes": [int(i) for i in four], "lsd_all_steps": lsd_steps[6], "lsd_last_3_steps": lsd_steps[3],
+          "fewer_steps_worse": lsd_steps[3] > lsd_steps[6]}
+
+# %% [markdown] tags=["solution"]
+# The chain's first steps remove most of the noise (β = 0.5, 0.2, 0.05 of the fast
+# schedule); started at the third-smallest level, the sampler treats unit-variance noise
+# as an almost clean signal and leaves most of it in: a hiss over the note. A trained
+# DiffWave (course) shows it clearly; the smoke model barely denoises at all, so there
+# the two may differ little.
+
+# %%
+lab.check("06.2", ex06_2, dw=dw, test=test, cfg=cfg, seed=seed)
+
+# %% [markdown]
+# ### Exercise 3 · Swap the embedding
+#
+# Encode a keyboard note and a flute note of the held-out split with the WaveNet
+# autoencoder (`wn.encode`; any two notes that differ in pitch *and* family if there is
+# no such pair), swap their embeddings (`z.flip(0)`) and decode each with its *own*
+# pitch: `wn.decode(z.flip(0), pitch, seed=seed)`, then `mu_law_decode(q,
+# cfg.wavenet_ae.quantization)` (from `marslib.baselines.common`). Ask the judge of
+# notebook 04 (`load_classifier(run / "classifier", cfg)` and `classify_waveforms` from
+# `marslib.metrics.classifier`) which pitch (argmax of `pitch_probs`, a MIDI number) and
+# which family (argmax of `family_probs`, named by `FAMILIES`) it hears in each decode.
+# Which attributes follow the pitch condition, and which the embedding?
+#
+# Set `ex06_3 = {"pair": [i, j], "waves": <the two decodes, (2, S)>, "predicted_pitch":
+# [..], "predicted_family": [..], "pitch_follows": ..., "family_follows": ...}`, each
+# "follows" being `"condition"` (the judge's label matches the note whose pitch was
+# used more often than the note whose embedding was used), `"embedding"` (the other
+# way round) or `"neither"`.
+#
+# *Cost: ≈ 30 seconds on 2 CPU cores (course): the WaveNet samples 16,384 steps one after another; no training.*
+
+# %% tags=["solution"]
+from marslib.baselines.common import mu_law_decode  # noqa: E402
+from marslib.metrics.classifier import classify_waveforms, load_classifier  # noqa: E402
+
+names_test = [FAMILIES[f] for f in test.family]
+keyboards = [i for i, n in enumerate(names_test) if n == "keyboard"]
+flutes = [i for i, n in enumerate(names_test) if n == "flute"]
+pair = [keyboards[0], flutes[0]] if keyboards and flutes else next(
+    [i, j] for i in range(len(test.waves)) for j in range(i + 1, len(test.waves))
+    if test.pitch[i] != test.pitch[j] and test.family[i] != test.family[j])
+swap_pitch = torch.as_tensor(test.pitch[pair])
+t0 = time.perf_counter()
+with torch.no_grad():
+    z_pair = wn.encode(torch.from_numpy(test.waves[pair]))
+    swapped = mu_law_decode(wn.decode(z_pair.flip(0), swap_pitch, seed=seed), cfg.wavenet_ae.quantization)
+judge = classify_waveforms(load_classifier(run / "classifier", cfg), swapped, cfg)
+heard_pitch = judge["pitch_probs"].argmax(1).tolist()
+heard_family = [FAMILIES[f] for f in judge["family_probs"].argmax(1)]
+for k, (own, other) in enumerate((pair, pair[::-1])):
+    print(f"decode {k}: pitch of note {own} ({names_test[own]} {int(test.pitch[own])}), embedding of note {other} "
+          f"({names_test[other]} {int(test.pitch[other])}) -> the judge hears {heard_family[k]} {heard_pitch[k]}")
+    display(Audio(swapped[k].numpy(), rate=sr, normalize=False))
+print(f"decoded in {time.perf_counter() - t0:.0f} s")
+
+
+def follows(heard, own, other):
+    hits_own, hits_other = sum(h == o for h, o in zip(heard, own)), sum(h == o for h, o in zip(heard, other))
+    return "condition" if hits_own > hits_other else "embedding" if hits_other > hits_own else "neither"
+
+
+ex06_3 = {"pair": pair, "waves": swapped.numpy(), "predicted_pitch": heard_pitch, "predicted_family": heard_family,
+          "pitch_follows": follows(heard_pitch, [int(test.pitch[i]) for i in pair],
+                                   [int(test.pitch[i]) for i in pair[::-1]]),
+          "family_follows": follows(heard_family, [names_test[i] for i in pair], [names_test[i] for i in pair[::-1]])}
+print({k: v for k, v in ex06_3.items() if k != "waves"})
+
+# %% [markdown] tags=["solution"]
+# The decoder is told the pitch at every layer, while the embedding carries the rest of
+# the note: its envelope, its brightness, what makes it a flute. A well-trained NSynth
+# autoencoder follows the pitch condition for pitch and the embedding for timbre (the
+# paper's "timbre transfer" by swapping embeddings). With our small budget the judge
+# may hear neither: the decodes are noisy, and "neither" is then the honest answer.
+
+# %%
+lab.check("06.3", ex06_3, wavenet=wn, test=test, run=run, cfg=cfg, seed=seed)
+
+# %% [markdown]
+# ### Exercise 4 · Borrowed loudness
+#
+# DDSP's generated notes take their loudness curve from a training note of the
+# requested family (`real_train_clips(cfg, test)`, from `marslib.evaluate`). For every
+# held-out condition, generate DDSP's note twice with `ddsp._render(pitch, family,
+# loudness, seed)` (no `z`, as `generate` does): once with the borrowed curve
+# `ddsp._loudness(reference)`, once with a **flat** curve at its mean over the frames.
+# Work in batches of 16 conditions, each rendered with `seed`. Ask the judge of notebook
+# 04 for the family of each note (`classify_waveforms`, argmax of `family_probs`), and
+# compute both family accuracies against `test.family`. What did the envelope carry?
+#
+# Set `ex06_4 = {"predicted_borrowed": <family index per condition>, "predicted_flat": <...>,
+# "family_acc_borrowed": ..., "family_acc_flat": ..., "envelope_carried_family": True or False}`
+# (carried = a higher accuracy with the borrowed envelope).
+#
+# *The cheap path:* the classifier alone, instead of the whole evaluation (`evaluate`
+# also runs CREPE and the distribution metrics), is enough for a family accuracy.
+#
+# *Cost: ≈ 30 seconds on 2 CPU cores (course): 2 x 148 DDSP notes and the classifier; no training.*
+
+# %% tags=["solution"]
+from marslib.evaluate import real_train_clips  # noqa: E402
+
+reference = real_train_clips(cfg, test).waves
+classifier = load_classifier(run / "classifier", cfg)
+predicted = {"borrowed": [], "flat": []}
+with torch.no_grad():
+    for s in range(0, len(test.pitch), 16):
+        ld = ddsp._loudness(torch.from_numpy(reference[s:s + 16]))
+        p, f = torch.as_tensor(test.pitch[s:s + 16]), torch.as_tensor(test.family[s:s + 16])
+        for name, curve in (("borrowed", ld), ("flat", ld.mean(1, keepdim=True).expand_as(ld))):
+            notes = ddsp._render(p, f, curve, seed)
+            predicted[name].append(classify_waveforms(classifier, notes, cfg)["family_probs"].argmax(1))
+predicted = {k: np.concatenate(v) for k, v in predicted.items()}
+family_acc = {k: float((v == test.family).mean()) for k, v in predicted.items()}
+print(f"family accuracy of DDSP's generated notes: {family_acc['borrowed']:.0%} with the borrowed envelope, "
+      f"{family_acc['flat']:.0%} with a flat one ({len(test.pitch)} conditions)")
+ex06_4 = {"predicted_borrowed": predicted["borrowed"], "predicted_flat": predicted["flat"],
+          "family_acc_borrowed": family_acc["borrowed"], "family_acc_flat": family_acc["flat"],
+          "envelope_carried_family": family_acc["borrowed"] > family_acc["flat"]}
+
+# %% [markdown] tags=["solution"]
+# Without `z`, DDSP's generated note is the family embedding, the pitch and the
+# loudness curve: the curve is the only thing that tells a plucked string (sharp attack,
+# long decay) from an organ (flat) of the same pitch. Flattening it removes that cue;
+# the accuracy that is lost is what the borrowed envelope carried, a performance
+# "drawn from the family's training notes" that MARS, which needs only the label, does
+# without.
+
+# %%
+lab.check("06.4", ex06_4, ddsp=ddsp, test=test, run=run, cfg=cfg, seed=seed)
