@@ -160,3 +160,56 @@ def _gpu_ci() -> Config:
 
 
 PROFILES = {"smoke": _smoke, "course": _course, "paper": _paper, "gpu_ci": _gpu_ci}
+
+
+# --- how long training takes ---------------------------------------------------------
+# Measured wall minutes of each model's training on 2 CPU cores, as ``(steps, minutes)``:
+# what training announces before its first step (``marslib.train.training_notice``) and what
+# ``setup_run``'s banner lists.  Keyed by the model's folder in the run (``runs/<profile>/<model>``)
+# or, for a folder not listed (``truncate/tokenizer``, an exercise's run), by checkpoint kind.
+# Other step counts scale linearly.  The numbers are honest, not tidy: the machines were shared,
+# so the same work took up to twice as long from one run to the next; treat them as "about".
+MEASURED_TRAIN_MINUTES: dict[str, dict[str, tuple[int, float]]] = {
+    "course": {
+        # benchmarks/results/timbre_design_course.json, the kept 16 x 8 design (1 thread, cores shared)
+        "tokenizer": (1500, 28.0),
+        # a fresh `mars reproduce` (c6c30f1): notebook 03's timing.fit_seconds, 1458 s
+        "ar": (1000, 24.3),
+        # the same run, from its checkpoints' times: 100 steps in 27 s (plus reading the dataset)
+        "classifier": (300, 1.5),
+        # the same run, notebook 04 (timing.fit_seconds 401 s in all): 3.9 min + 2.8 min
+        "raster_tokenizer": (375, 3.9),
+        "raster": (250, 2.8),
+        # marslib/config.py's DDSPConfig (1,800 steps, 11 min on 2 idle cores; a fresh run, a7d572a:
+        # 1,200 steps in 469 s); diffwave and wavenet_ae from that run's notebook 06,
+        # budgets.<name>.seconds_here, 518 s and 363 s
+        "ddsp": (1800, 11.0),
+        "diffwave": (1200, 8.6),
+        "wavenet_ae": (1800, 6.0),
+    },
+    "smoke": {
+        # each fit_* alone on a fresh smoke dataset, 1 thread, cores shared (seconds / 60); the
+        # first to read the data (tokenizer, raster_tokenizer, ddsp) also build its feature store
+        "tokenizer": (30, 11.0 / 60), "ar": (30, 2.2 / 60), "classifier": (30, 1.6 / 60),
+        "raster_tokenizer": (30, 14.7 / 60), "raster": (30, 1.3 / 60),
+        "ddsp": (20, 14.4 / 60), "diffwave": (40, 2.5 / 60), "wavenet_ae": (60, 4.9 / 60),
+    },
+}
+
+
+def expected_train_minutes(profile: str, model: str, kind: str, steps: int) -> float | None:
+    """Measured minutes for ``steps`` steps of ``model`` (folder name) or, failing that, of
+    ``kind`` in ``profile`` (see :data:`MEASURED_TRAIN_MINUTES`); None if never measured."""
+    table = MEASURED_TRAIN_MINUTES.get(profile, {})
+    measured = table.get(model) or table.get(kind)
+    if measured is None:
+        return None
+    measured_steps, minutes = measured
+    return minutes * steps / measured_steps
+
+
+def format_minutes(minutes: float | None) -> str:
+    """``"≈ 28 min on 2 CPU cores"``, ``"≈ 40 s on 2 CPU cores"`` under a minute, or why there is no estimate."""
+    if minutes is None:
+        return "time never measured for this profile"
+    return f"≈ {minutes * 60:.0f} s on 2 CPU cores" if minutes < 1 else f"≈ {minutes:.0f} min on 2 CPU cores"

@@ -12,7 +12,8 @@ run needs and nothing model-specific:
 * checkpoints taken between steps only (Ctrl-C waits for the step to end and saves
   it), written atomically (``marslib.checkpoint``); resuming refuses a checkpoint
   made with another training setup, and training never overwrites one unasked;
-* periodic validation, tqdm progress;
+* periodic validation, tqdm progress, and one line before it starts saying what it
+  trains, for how many steps and for about how long (:func:`training_notice`);
 * data read from an on-disk store through a ``DataLoader`` (``data.workers``
   processes read ahead), so memory is bounded by a batch, not the dataset;
 * data parallel over processes launched by ``torchrun`` on one or many machines
@@ -40,6 +41,7 @@ from .checkpoint import (TRAIN_SECTION, TRAINING_CONFIG, CheckpointError, clear_
                          has_checkpoint, load_checkpoint, read_meta, save_checkpoint)
 from .config import Config, TrainConfig
 from .data.store import as_rows
+from .profiles import expected_train_minutes, format_minutes
 from .runtime import atomic_write, init_distributed, resolve_device
 
 Batch = tuple[torch.Tensor, dict[str, torch.Tensor]]
@@ -196,6 +198,21 @@ def check_start(run_dir: str | Path, kind: str, cfg: Config, tcfg: TrainConfig, 
     return True
 
 
+def training_notice(run_dir: Path, kind: str, cfg: Config, tcfg: TrainConfig, start: int) -> str:
+    """The line :func:`train` prints before its first step (or instead of training, when the
+    checkpoint in ``run_dir`` is already at ``tcfg.steps``).
+
+    A student about to wait half an hour is told so first: the expected time is the measured
+    one for the profile (:data:`marslib.profiles.MEASURED_TRAIN_MINUTES`), scaled to the steps left.
+    """
+    model = run_dir.name  # tokenizer, ar, raster, ddsp, ...: the model's folder in the run
+    if start >= tcfg.steps:
+        return f"Loading {model} from {run_dir} (trained {start} steps)"
+    minutes = expected_train_minutes(cfg.profile, model, kind, tcfg.steps - start)
+    what = f"Resuming {model} at step {start} of {tcfg.steps}" if start else f"Training {model} for {tcfg.steps} steps"
+    return f"{what} (profile {cfg.profile}: {format_minutes(minutes)}) → {run_dir}"
+
+
 def train(model: nn.Module, cfg: Config, tcfg: TrainConfig, train_data: Batch, run_dir: str | Path,
           kind: str, valid_data: Batch | None = None, resume: bool = False, overwrite: bool = False,
           stop_after: int | None = None, distributed: bool = False, progress: bool = True,
@@ -248,6 +265,8 @@ def train(model: nn.Module, cfg: Config, tcfg: TrainConfig, train_data: Batch, r
         step_fn = nn.parallel.DistributedDataParallel(step_fn, find_unused_parameters=True)
     amp = torch.autocast("cuda", dtype=torch.bfloat16) if tcfg.amp and device.type == "cuda" else nullcontext()
     last = tcfg.steps if stop_after is None else min(tcfg.steps, stop_after)
+    if rank == 0:
+        print(training_notice(run_dir, kind, cfg, tcfg, start), flush=True)
     bar = tqdm(total=tcfg.steps, initial=start, desc=f"train {kind}", disable=not progress or rank != 0)
 
     def checkpoint(step: int) -> None:
