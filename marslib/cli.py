@@ -353,13 +353,11 @@ def cmd_reproduce(args: argparse.Namespace) -> None:
     cfg.data.root = str(data_dir)
     from .data import ensure_dataset
     print(f"dataset: {ensure_dataset(cfg)}", flush=True)
-    for src in sources:
-        t0 = time.time()
-        print(f"running {src.name} (profile {cfg.profile}) ...", flush=True)
+    t0 = time.time()
+    for src in sources:  # each prints its progress (cells done, time) and a summary line
         execute_notebook(src, cfg.profile, out, data_dir=data_dir, seed=cfg.seed, device=cfg.device,
-                         overrides=overrides)
-        print(f"  done in {time.time() - t0:.0f} s -> {out / src.stem}", flush=True)
-    print(f"all outputs under {out}")
+                         overrides=overrides, progress=True)
+    print(f"{len(sources)} notebook(s) (profile {cfg.profile}) in {time.time() - t0:.0f} s; all outputs under {out}")
     if (out / "evaluation" / "metrics.json").exists() and (out / "ar").is_dir():
         from .report import build_report
         print(f"report written to {build_report(out, default_report_dir(cfg.profile, out))}")

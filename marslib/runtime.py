@@ -15,7 +15,8 @@ from typing import Callable
 import numpy as np
 import torch
 
-from .config import Config, ConfigError, get_config
+from .config import Config, ConfigError, TrainConfig, get_config
+from .profiles import expected_train_minutes, format_minutes
 from .provenance import REPO_ROOT, provenance, record_notebook
 
 
@@ -108,7 +109,74 @@ def setup_run(name: str, profile: str, seed: int = 0, device: str = "cpu", data_
     seed_everything(seed)
     out = Path(out_dir or root / "runs" / profile).resolve() / name
     out.mkdir(parents=True, exist_ok=True)
+    print(run_banner(name, cfg, out.parent), flush=True)
     return cfg, out
+
+
+# --- what a notebook will load or train -----------------------------------------------
+
+# The trained models each notebook needs, as folders of its run (``runs/<profile>/``).  It
+# loads those it finds and trains the others (its ``fit_*(..., resume=True)`` calls).
+NOTEBOOK_MODELS: dict[str, tuple[str, ...]] = {
+    "01_stft_and_cmx": (),
+    "02_tokenizer": ("tokenizer", "classifier"),
+    "03_next_scale_autoregression": ("tokenizer", "ar"),
+    "04_evaluation": ("tokenizer", "ar", "raster_tokenizer", "raster", "classifier"),
+    "05_ablation_cmx_vs_truncation": ("tokenizer", "ar", "classifier", "truncate/tokenizer", "truncate/ar"),
+    "06_baselines": ("tokenizer", "ar", "classifier", "ddsp", "diffwave", "wavenet_ae"),
+}
+
+
+def model_schedule(cfg: Config, model: str) -> tuple[str, TrainConfig]:
+    """Checkpoint kind and training schedule of ``model``, a folder of the run (see :data:`NOTEBOOK_MODELS`)."""
+    from .ablation import baseline_config  # ablation imports this module
+
+    # The raster baseline and the truncation arm train with the baseline budget (course: a quarter).
+    arm = baseline_config(cfg) if model.startswith(("raster", "truncate/")) else cfg
+    leaf = model.rsplit("/", 1)[-1]
+    if leaf in ("tokenizer", "raster_tokenizer"):
+        return "tokenizer", arm.train_tokenizer
+    if leaf in ("ar", "raster"):
+        return leaf, arm.train_ar
+    if leaf == "classifier":
+        return "classifier", cfg.train_classifier
+    return leaf, getattr(cfg, leaf).train  # ddsp, diffwave, wavenet_ae
+
+
+def model_status(cfg: Config, run: Path, model: str) -> tuple[str, float]:
+    """What happens to ``run/model`` when a notebook asks for it: ``(one phrase, expected minutes of training)``.
+
+    The minutes are 0 for a finished checkpoint (it loads in seconds) and NaN where the
+    profile's training time was never measured (:data:`marslib.profiles.MEASURED_TRAIN_MINUTES`).
+    """
+    from .checkpoint import has_checkpoint, read_meta
+
+    kind, tcfg = model_schedule(cfg, model)
+    done = read_meta(run / model)["step"] if has_checkpoint(run / model) else 0
+    if done >= tcfg.steps:
+        return f"found (step {done}): loads in seconds", 0.0
+    minutes = expected_train_minutes(cfg.profile, model.rsplit("/", 1)[-1], kind, tcfg.steps - done)
+    what = f"found at step {done} of {tcfg.steps}: resumes" if done else f"missing: trains {tcfg.steps} steps"
+    return f"{what}, {format_minutes(minutes)}", float("nan") if minutes is None else minutes
+
+
+def run_banner(name: str, cfg: Config, run: Path) -> str:
+    """The screen :func:`setup_run` prints: profile, seed, device, run folder, and for each model
+    notebook ``name`` needs whether it will be loaded or trained, and for about how long."""
+    lines = [f"{name}: profile {cfg.profile}, seed {cfg.seed}, device {cfg.device}",
+             f"  run folder {run}  (this notebook writes {name}/)"]
+    models = NOTEBOOK_MODELS.get(name, ())
+    if not models:
+        lines.append("  trains nothing and loads no checkpoint")
+    width = max(map(len, models), default=0)
+    total = 0.0
+    for model in models:
+        phrase, minutes = model_status(cfg, run, model)
+        lines.append(f"  {model:<{width}}  {phrase}")
+        total += minutes
+    if total >= 1:  # NaN (a time never measured) is not >= 1 either: no total then
+        lines.append(f"  in all about {total:.0f} min of training before the rest of this notebook runs")
+    return "\n".join(lines)
 
 
 def run_record(cfg: Config, overrides: dict | str | None = None) -> dict:

@@ -135,3 +135,25 @@ def test_reproduce_runs_the_comparison_systems_only_when_asked(monkeypatch, tmp_
     ran.clear()
     assert main(["reproduce", *data, "--notebooks", "06"]) == 0
     assert ran == ["06"]
+
+
+def test_reproduce_is_quiet_and_reports_progress(tmp_path, capfd):
+    """No transport warning from the kernel; a progress line per section and a summary per notebook."""
+    import re
+
+    import nbformat
+
+    assert main(["reproduce", "--profile", "smoke", "--out", str(tmp_path / "run"),
+                 "--data-dir", str(tmp_path / "data"), "--notebooks", "01"]) == 0
+    out, err = capfd.readouterr()  # file descriptors: the kernel is another process
+    for text in ("encryption", "TCP", "eavesdropping"):
+        assert text not in out + err, f"the kernel's transport warning is back: {text!r} in the output"
+    progress = re.findall(r"^01_stft_and_cmx  \[(\d+)/(\d+) cells\]  \d+:\d\d elapsed  · (.+)$", out, re.M)
+    assert len(progress) >= 3 and progress[0][2] == "1. A real note", out  # one line per ## section
+    done = [int(d) for d, _, _ in progress]
+    assert done == sorted(done) and done[0] > 0
+    summary = re.search(r"^01_stft_and_cmx  done: (\d+) cells in \d+:\d\d -> (.+)$", out, re.M)
+    assert summary, out
+    executed = nbformat.read(tmp_path / "run" / "notebooks" / "01_stft_and_cmx.ipynb", as_version=4)
+    code = [c for c in executed.cells if c.cell_type == "code" and c.source.strip()]  # with papermill's
+    assert int(summary[1]) == len(code) == int(progress[0][1]) and summary[2] == str(tmp_path / "run" / "01_stft_and_cmx")
