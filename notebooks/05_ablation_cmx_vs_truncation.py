@@ -42,8 +42,21 @@
 # As in every notebook, the cells call `marslib` and print its source with
 # `inspect.getsource` where the code is the lesson.
 
+# %% [markdown]
+# **Profile.** Every notebook runs at one of three sizes: `smoke` (seconds; barely
+# trained, what CI runs), `course` (what a laptop's CPU does in about an hour) and
+# `paper` (the paper's sizes, for a GPU). The cell below takes the profile from the
+# environment variable `MARS_PROFILE`, `smoke` when it is unset: start Jupyter with
+# `MARS_PROFILE=course make lab`, or edit the cell. Checkpoints, figures and
+# `results.json` go to the run folder `runs/<profile>/` unless `out_dir` is set. The
+# next cell (imports, then `setup_run`) prints the profile, the run folder and, for each
+# model this notebook needs, whether it will load it (seconds) or train it, and for
+# about how many minutes.
+
 # %% tags=["parameters"]
-profile = "smoke"
+import os
+
+profile = os.environ.get("MARS_PROFILE", "smoke")  # "smoke", "course" or "paper": see above
 seed = 0
 device = "cpu"
 data_dir = ""

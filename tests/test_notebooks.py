@@ -351,6 +351,24 @@ def test_every_notebook_has_checks_and_a_synced_pair():
 
 
 @pytest.mark.parametrize("source", SOURCES, ids=lambda s: s.stem)
+def test_profile_comes_from_the_environment_and_is_explained_above(source, monkeypatch):
+    import jupytext
+
+    cells = jupytext.read(source).cells
+    at = next(i for i, c in enumerate(cells) if "parameters" in c.metadata.get("tags", []))
+    assert cells[at - 1].cell_type == "markdown" and cells[at - 1].source.startswith("**Profile.**")
+    assert all(word in cells[at - 1].source for word in ("smoke", "course", "paper", "MARS_PROFILE", "runs/<profile>/"))
+    for env, expected in ((None, "smoke"), ("course", "course")):  # opened by hand: the environment decides
+        if env is None:
+            monkeypatch.delenv("MARS_PROFILE", raising=False)
+        else:
+            monkeypatch.setenv("MARS_PROFILE", env)
+        params: dict = {}
+        exec(cells[at].source, params)  # the cell imports what it needs (papermill injects after it)
+        assert params["profile"] == expected
+
+
+@pytest.mark.parametrize("source", SOURCES, ids=lambda s: s.stem)
 def test_notebook_runs_in_smoke_profile(source, run_dir, repo_untouched):
     results = execute_notebook(source, "smoke", run_dir, data_dir=run_dir.parent / "data", seed=0)
     out = run_dir / source.stem
