@@ -19,6 +19,7 @@ from marslib.config import get_config
 from marslib.lab.edition import check_outcomes
 from marslib.notebooks import execute_notebook, notebook_sources, pair_in_sync
 from marslib.provenance import provenance_problems
+from marslib.runtime import NOTEBOOK_MODELS
 from marslib.widgets import stft_cmx_explorer
 
 SOURCES = notebook_sources()
@@ -386,6 +387,8 @@ def test_notebook_runs_in_smoke_profile(source, run_dir, repo_untouched):
         check_learning(source.stem, results)
     assert provenance_problems(results["run"]["provenance"]) == []
     assert results["run"]["provenance"]["command"]["notebook"] == f"{source.stem}.ipynb"
+    missing = [m for m in NOTEBOOK_MODELS[source.stem] if not has_checkpoint(run_dir / m)]
+    assert not missing, f"setup_run's banner lists models {source.stem} never made: {missing} (runtime.NOTEBOOK_MODELS)"
 
 
 def test_every_result_file_of_the_run_records_provenance(run_dir):

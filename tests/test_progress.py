@@ -8,7 +8,7 @@ import pytest
 
 from marslib.checkpoint import save_checkpoint
 from marslib.config import get_config
-from marslib.notebooks import NotebookProgress
+from marslib.notebooks import NotebookProgress, notebook_sources
 from marslib.profiles import MEASURED_TRAIN_MINUTES, expected_train_minutes
 from marslib.runtime import NOTEBOOK_MODELS, model_schedule, run_banner
 from marslib.tokenizer import Tokenizer
@@ -55,6 +55,7 @@ def test_progress_prints_a_line_per_section_in_a_log():
 
 
 def test_every_model_a_course_notebook_trains_has_a_measured_time():
+    assert set(NOTEBOOK_MODELS) == {s.stem for s in notebook_sources()}  # (tests/test_notebooks.py: and no more)
     cfg = get_config("course")
     for models in NOTEBOOK_MODELS.values():
         for model in models:
