@@ -15,7 +15,7 @@ from typing import Callable
 import numpy as np
 import torch
 
-from .config import Config, ConfigError, TrainConfig, get_config
+from .config import Config, ConfigError, get_config
 from .profiles import expected_train_minutes, format_minutes
 from .provenance import REPO_ROOT, provenance, record_notebook
 
@@ -127,20 +127,21 @@ NOTEBOOK_MODELS: dict[str, tuple[str, ...]] = {
 }
 
 
-def model_schedule(cfg: Config, model: str) -> tuple[str, TrainConfig]:
-    """Checkpoint kind and training schedule of ``model``, a folder of the run (see :data:`NOTEBOOK_MODELS`)."""
-    from .ablation import baseline_config  # ablation imports this module
-
-    # The raster baseline and the truncation arm train with the baseline budget (course: a quarter).
-    arm = baseline_config(cfg) if model.startswith(("raster", "truncate/")) else cfg
+def model_steps(cfg: Config, model: str) -> tuple[str, int]:
+    """Checkpoint kind and training steps of ``model``, a folder of the run (see :data:`NOTEBOOK_MODELS`)."""
     leaf = model.rsplit("/", 1)[-1]
-    if leaf in ("tokenizer", "raster_tokenizer"):
-        return "tokenizer", arm.train_tokenizer
-    if leaf in ("ar", "raster"):
-        return leaf, arm.train_ar
-    if leaf == "classifier":
-        return "classifier", cfg.train_classifier
-    return leaf, getattr(cfg, leaf).train  # ddsp, diffwave, wavenet_ae
+    kind = {"raster_tokenizer": "tokenizer", "raster": "raster"}.get(leaf, leaf)
+    if kind in ("tokenizer", "ar", "raster"):
+        steps = (cfg.train_tokenizer if kind == "tokenizer" else cfg.train_ar).steps
+        if model.startswith(("raster", "truncate/")):
+            # The raster baseline and the truncation arm train with eval.baseline_budget of MARS's
+            # steps: ablation.baseline_config's rule, which the core may not import
+            # (tests/test_progress.py checks that the two agree for every profile).
+            steps = max(1, round(steps * cfg.eval.baseline_budget))
+        return kind, steps
+    if kind == "classifier":
+        return kind, cfg.train_classifier.steps
+    return kind, getattr(cfg, kind).train.steps  # ddsp, diffwave, wavenet_ae
 
 
 def model_status(cfg: Config, run: Path, model: str) -> tuple[str, float]:
@@ -151,12 +152,12 @@ def model_status(cfg: Config, run: Path, model: str) -> tuple[str, float]:
     """
     from .checkpoint import has_checkpoint, read_meta
 
-    kind, tcfg = model_schedule(cfg, model)
+    kind, steps = model_steps(cfg, model)
     done = read_meta(run / model)["step"] if has_checkpoint(run / model) else 0
-    if done >= tcfg.steps:
+    if done >= steps:
         return f"found (step {done}): loads in seconds", 0.0
-    minutes = expected_train_minutes(cfg.profile, model.rsplit("/", 1)[-1], kind, tcfg.steps - done)
-    what = f"found at step {done} of {tcfg.steps}: resumes" if done else f"missing: trains {tcfg.steps} steps"
+    minutes = expected_train_minutes(cfg.profile, model.rsplit("/", 1)[-1], kind, steps - done)
+    what = f"found at step {done} of {steps}: resumes" if done else f"missing: trains {steps} steps"
     return f"{what}, {format_minutes(minutes)}", float("nan") if minutes is None else minutes
 
 

@@ -6,11 +6,12 @@ import io
 import nbformat
 import pytest
 
+from marslib.ablation import baseline_config, truncation_config
 from marslib.checkpoint import save_checkpoint
 from marslib.config import get_config
 from marslib.notebooks import NotebookProgress, notebook_sources
-from marslib.profiles import MEASURED_TRAIN_MINUTES, expected_train_minutes
-from marslib.runtime import NOTEBOOK_MODELS, model_schedule, run_banner
+from marslib.profiles import MEASURED_TRAIN_MINUTES, PROFILES, expected_train_minutes
+from marslib.runtime import NOTEBOOK_MODELS, model_steps, run_banner
 from marslib.tokenizer import Tokenizer
 from marslib.train import training_notice
 
@@ -59,15 +60,28 @@ def test_every_model_a_course_notebook_trains_has_a_measured_time():
     cfg = get_config("course")
     for models in NOTEBOOK_MODELS.values():
         for model in models:
-            kind, tcfg = model_schedule(cfg, model)
-            minutes = expected_train_minutes("course", model.rsplit("/", 1)[-1], kind, tcfg.steps)
+            kind, steps = model_steps(cfg, model)
+            minutes = expected_train_minutes("course", model.rsplit("/", 1)[-1], kind, steps)
             assert minutes is not None and minutes > 0, model
     # the table's own rows are for the course schedules: their full runs give their measured minutes
     for model, (steps, minutes) in MEASURED_TRAIN_MINUTES["course"].items():
-        assert model_schedule(cfg, model)[1].steps == steps, model
+        assert model_steps(cfg, model)[1] == steps, model
     assert expected_train_minutes("course", "tokenizer", "tokenizer", 750) == pytest.approx(14.0)
     assert expected_train_minutes("course", "elsewhere", "tokenizer", 1500) == pytest.approx(28.0)  # by kind
     assert expected_train_minutes("paper", "tokenizer", "tokenizer", 100) is None
+
+
+@pytest.mark.parametrize("profile", sorted(PROFILES))
+def test_banner_steps_are_the_ones_each_model_trains_with(profile):
+    cfg = get_config(profile)
+    baseline, truncation = baseline_config(cfg), truncation_config(cfg)
+    expected = {"tokenizer": cfg.train_tokenizer.steps, "ar": cfg.train_ar.steps,
+                "classifier": cfg.train_classifier.steps,
+                "raster_tokenizer": baseline.train_tokenizer.steps, "raster": baseline.train_ar.steps,
+                "truncate/tokenizer": truncation.train_tokenizer.steps, "truncate/ar": truncation.train_ar.steps,
+                **{name: getattr(cfg, name).train.steps for name in ("ddsp", "diffwave", "wavenet_ae")}}
+    assert {model for models in NOTEBOOK_MODELS.values() for model in models} == set(expected)
+    assert {model: model_steps(cfg, model)[1] for model in expected} == expected
 
 
 def test_training_says_what_it_will_do_before_it_starts(tmp_path):
