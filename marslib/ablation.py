@@ -25,20 +25,13 @@ import torch
 from torch import nn
 
 from .cmx import to_model_input
-from .config import Config, TrainConfig, validate
+from .config import Config, validate
 from .runtime import saved_tensor_bytes, time_interleaved
 from .tokenizer import Tokenizer
 from .train import make_optimizer
 
 REPRESENTATIONS = ("full", "cmx", "truncate")
 TRUNCATE_DIR = "truncate"
-
-
-def _scaled(tcfg: TrainConfig, fraction: float) -> TrainConfig:
-    steps = max(1, round(tcfg.steps * fraction))
-    shrink = lambda n: max(1, min(steps, round(n * fraction)))  # noqa: E731
-    return dataclasses.replace(tcfg, steps=steps, warmup_steps=shrink(tcfg.warmup_steps),
-                               eval_every=shrink(tcfg.eval_every), checkpoint_every=shrink(tcfg.checkpoint_every))
 
 
 def baseline_config(cfg: Config) -> Config:
@@ -48,8 +41,8 @@ def baseline_config(cfg: Config) -> Config:
     more than MARS itself, less where the profile says so (course: a quarter).
     """
     out = Config.from_dict(cfg.to_dict())
-    out.train_tokenizer = _scaled(cfg.train_tokenizer, cfg.eval.baseline_budget)
-    out.train_ar = _scaled(cfg.train_ar, cfg.eval.baseline_budget)
+    out.train_tokenizer = cfg.train_tokenizer.scaled(cfg.eval.baseline_budget)
+    out.train_ar = cfg.train_ar.scaled(cfg.eval.baseline_budget)
     return out
 
 

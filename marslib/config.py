@@ -194,6 +194,15 @@ class TrainConfig:
     checkpoint_every: int = 500
     amp: bool = False               # mixed precision; honoured on CUDA only
 
+    def scaled(self, fraction: float) -> "TrainConfig":
+        """This schedule with ``fraction`` (<= 1) of its steps (at least 1); warm-up, evaluation
+        and checkpoint intervals shrink alike (at least 1, at most the new step count).
+        A baseline's budget: ``marslib.ablation.baseline_config``."""
+        steps = max(1, round(self.steps * fraction))
+        shrink = lambda n: max(1, min(steps, round(n * fraction)))  # noqa: E731
+        return dataclasses.replace(self, steps=steps, warmup_steps=shrink(self.warmup_steps),
+                                   eval_every=shrink(self.eval_every), checkpoint_every=shrink(self.checkpoint_every))
+
 
 # --- the paper's comparison systems (marslib/baselines/, notebook 06) -------------------
 # Each is trained on waveforms by the one training loop; ``train`` is its schedule.  The

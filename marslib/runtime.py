@@ -132,13 +132,10 @@ def model_steps(cfg: Config, model: str) -> tuple[str, int]:
     leaf = model.rsplit("/", 1)[-1]
     kind = {"raster_tokenizer": "tokenizer", "raster": "raster"}.get(leaf, leaf)
     if kind in ("tokenizer", "ar", "raster"):
-        steps = (cfg.train_tokenizer if kind == "tokenizer" else cfg.train_ar).steps
-        if model.startswith(("raster", "truncate/")):
-            # The raster baseline and the truncation arm train with eval.baseline_budget of MARS's
-            # steps: ablation.baseline_config's rule, which the core may not import
-            # (tests/test_progress.py checks that the two agree for every profile).
-            steps = max(1, round(steps * cfg.eval.baseline_budget))
-        return kind, steps
+        schedule = cfg.train_tokenizer if kind == "tokenizer" else cfg.train_ar
+        if model.startswith(("raster", "truncate/")):  # baselines: as ablation.baseline_config scales them
+            schedule = schedule.scaled(cfg.eval.baseline_budget)
+        return kind, schedule.steps
     if kind == "classifier":
         return kind, cfg.train_classifier.steps
     return kind, getattr(cfg, kind).train.steps  # ddsp, diffwave, wavenet_ae
