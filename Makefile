@@ -51,13 +51,14 @@ test: setup
 # PROFILE=course make lab (or make lab PROFILE=course) hands them MARS_PROFILE=course instead.
 # Jupyter prints the URL with its login token once the server is up.
 PORT     ?= 8888
+LAB_DIR  ?= notebooks
 LAB_ARGS ?=
 LAB_PROFILE = $(if $(filter file,$(origin PROFILE)),,$(PROFILE))
 LAB_ROOT    = $(if $(filter 0,$(shell id -u)),--allow-root)  # containers often run as root
 
 lab: setup
-	@echo "JupyterLab on http://localhost:$(PORT)/lab (notebooks/, profile $(or $(LAB_PROFILE),the notebooks' default)); Ctrl-C stops it"
-	$(if $(LAB_PROFILE),MARS_PROFILE=$(LAB_PROFILE)) $(BIN)/python -m jupyter lab --ServerApp.root_dir=notebooks \
+	@echo "JupyterLab on http://localhost:$(PORT)/lab ($(LAB_DIR)/, profile $(or $(LAB_PROFILE),the notebooks' default)); Ctrl-C stops it"
+	$(if $(LAB_PROFILE),MARS_PROFILE=$(LAB_PROFILE)) $(BIN)/python -m jupyter lab --ServerApp.root_dir=$(LAB_DIR) \
 	  --port=$(PORT) --ServerApp.port_retries=0 --MappingKernelManager.default_kernel_name=python3 $(LAB_ROOT) $(LAB_ARGS)
 
 # The notebooks executed by `make reproduce` (runs/$(PROFILE)/notebooks/) as HTML pages in $(BOOK).
