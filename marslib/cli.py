@@ -356,7 +356,7 @@ def cmd_reproduce(args: argparse.Namespace) -> None:
     t0 = time.time()
     for src in sources:  # each prints its progress (cells done, time) and a summary line
         execute_notebook(src, cfg.profile, out, data_dir=data_dir, seed=cfg.seed, device=cfg.device,
-                         overrides=overrides, progress=True)
+                         overrides=overrides, progress=True, exercises=args.exercises)
     print(f"{len(sources)} notebook(s) (profile {cfg.profile}) in {time.time() - t0:.0f} s; all outputs under {out}")
     if (out / "evaluation" / "metrics.json").exists() and (out / "ar").is_dir():
         from .report import build_report
@@ -518,6 +518,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--notebooks", nargs="*",
                    help="only these notebook numbers, e.g. 01 03 (default: 01-05; 06, the paper's comparison "
                         "systems, runs when named: --notebooks 06)")
+    p.add_argument("--exercises", action="store_true",
+                   help="also run the exercises' worked solutions and checks (minutes per notebook in course; "
+                        "by default they are left unexecuted)")
     p.set_defaults(func=cmd_reproduce)
 
     runs = sub.add_parser("run", help="hand out a trained run: export it to a bundle, import it elsewhere"

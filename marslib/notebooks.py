@@ -166,16 +166,38 @@ class NotebookProgress:
         return summary
 
 
+EXERCISES_HEADING = "## Exercises"   # every notebook ends with its exercises (marslib.lab)
+SKIP_TAG = "skip-execution"           # nbclient leaves a code cell with this tag unexecuted
+
+
 def code_cells(nb) -> int:
-    """Code cells nbclient will execute in ``nb`` (it skips empty ones)."""
-    return sum(1 for c in nb.cells if c.cell_type == "code" and c.source.strip())
+    """Code cells nbclient will execute in ``nb`` (it skips empty ones and those tagged :data:`SKIP_TAG`)."""
+    return sum(1 for c in nb.cells if c.cell_type == "code" and c.source.strip()
+               and SKIP_TAG not in c.metadata.get("tags", []))
+
+
+def skip_exercises(nb):
+    """Tag every code cell from the ``## Exercises`` heading on with :data:`SKIP_TAG` (in place).
+
+    A reproduction runs the lesson, not the lab: the worked solutions retrain models (minutes
+    in course) and are run by the lab's students and by the tests (smoke).  The executed copy
+    still shows the exercises, without outputs.  Returns ``nb``.
+    """
+    start = next((i for i, c in enumerate(nb.cells)
+                  if c.cell_type == "markdown" and c.source.lstrip().startswith(EXERCISES_HEADING)), len(nb.cells))
+    for cell in nb.cells[start:]:
+        if cell.cell_type == "code":
+            cell.metadata["tags"] = [*cell.metadata.get("tags", []), SKIP_TAG]
+    return nb
 
 
 def execute_notebook(source: Path, profile: str, out_dir: Path, data_dir: Path | None = None,
                      seed: int = 0, device: str = "cpu", timeout: int = 3600,
-                     overrides: dict | None = None, progress: bool = False) -> dict:
+                     overrides: dict | None = None, progress: bool = False, exercises: bool = False) -> dict:
     """Run one notebook with papermill; return the ``results.json`` it wrote.
 
+    ``exercises``: also run the exercises' worked solutions and checks (the tests do, in
+    smoke); otherwise they are left unexecuted (:func:`skip_exercises`).
     ``overrides`` (dotted config keys -> values, as ``get_config`` takes them) reach
     the notebook's config through its ``overrides`` parameter.  ``progress`` prints
     cells done and time elapsed as it runs, then a summary line (:class:`NotebookProgress`).
@@ -194,16 +216,19 @@ def execute_notebook(source: Path, profile: str, out_dir: Path, data_dir: Path |
     params = {"profile": profile, "seed": seed, "device": device, "out_dir": str(out_dir),
               "data_dir": str(Path(data_dir).resolve()) if data_dir else "",
               "overrides": json.dumps(overrides or {})}
+    nb = nbformat.read(paired_ipynb(source), as_version=4)
+    if not exercises:
+        skip_exercises(nb)
     hooks = {}
     if progress:  # + 1: the cell of parameters papermill injects
-        bar = NotebookProgress(source.stem, code_cells(nbformat.read(paired_ipynb(source), as_version=4)) + 1)
+        bar = NotebookProgress(source.stem, code_cells(nb) + 1)
         hooks = {"on_cell_start": bar.on_cell_start, "on_cell_executed": bar.on_cell_executed}
     # The kernel inherits the environment: its results record this command as what launched it.
     before = os.environ.get(LAUNCHED_BY)
     os.environ[LAUNCHED_BY] = json.dumps(sys.argv)
     ok = False
     try:
-        pm.execute_notebook(str(paired_ipynb(source)), str(executed), parameters=params,
+        pm.execute_notebook(nb, str(executed), parameters=params,
                             kernel_name="python3", cwd=str(source.parent), progress_bar=False,
                             execution_timeout=timeout, kernel_manager_class=local_kernel_manager(), **hooks)
         ok = True

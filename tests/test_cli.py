@@ -143,6 +143,8 @@ def test_reproduce_is_quiet_and_reports_progress(tmp_path, capfd):
 
     import nbformat
 
+    from marslib.notebooks import SKIP_TAG
+
     assert main(["reproduce", "--profile", "smoke", "--out", str(tmp_path / "run"),
                  "--data-dir", str(tmp_path / "data"), "--notebooks", "01"]) == 0
     out, err = capfd.readouterr()  # file descriptors: the kernel is another process
@@ -156,4 +158,8 @@ def test_reproduce_is_quiet_and_reports_progress(tmp_path, capfd):
     assert summary, out
     executed = nbformat.read(tmp_path / "run" / "notebooks" / "01_stft_and_cmx.ipynb", as_version=4)
     code = [c for c in executed.cells if c.cell_type == "code" and c.source.strip()]  # with papermill's
-    assert int(summary[1]) == len(code) == int(progress[0][1]) and summary[2] == str(tmp_path / "run" / "01_stft_and_cmx")
+    ran = [c for c in code if SKIP_TAG not in c.metadata.get("tags", [])]
+    assert int(summary[1]) == len(ran) == int(progress[0][1]) and summary[2] == str(tmp_path / "run" / "01_stft_and_cmx")
+    skipped = code[len(ran):]  # the exercises, at the end: shown, not run (--exercises runs them)
+    assert skipped and all(SKIP_TAG in c.metadata["tags"] and not c.outputs for c in skipped)
+    assert any("lab.check(" in c.source for c in skipped) and not any("lab.check(" in c.source for c in ran)

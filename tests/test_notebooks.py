@@ -371,7 +371,7 @@ def test_profile_comes_from_the_environment_and_is_explained_above(source, monke
 
 @pytest.mark.parametrize("source", SOURCES, ids=lambda s: s.stem)
 def test_notebook_runs_in_smoke_profile(source, run_dir, repo_untouched):
-    results = execute_notebook(source, "smoke", run_dir, data_dir=run_dir.parent / "data", seed=0)
+    results = execute_notebook(source, "smoke", run_dir, data_dir=run_dir.parent / "data", seed=0, exercises=True)
     out = run_dir / source.stem
     assert results["profile"] == "smoke" and results["seed"] == 0
     assert results["figures"], "a notebook teaches with figures"
