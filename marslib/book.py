@@ -261,12 +261,17 @@ def _run_label(run: Path) -> str:
         return "<run>"
 
 
+def _emphasis(text: str) -> str:
+    """The markdown emphasis a notebook's question uses (``*a* flute``) as HTML."""
+    return re.sub(r"\*\*([^*]+)\*\*", r"<strong>\1</strong>", re.sub(r"(?<!\*)\*([^*]+)\*(?!\*)", r"<em>\1</em>", text))
+
+
 def render_index(entries: list[Entry], run: Path, profile: str) -> str:
     items = []
     for e in entries:
         nn = e.stem.split("_", 1)[0]
         if e.page:
-            question = f"<br><span>{html.escape(e.question)}</span>" if e.question else ""
+            question = f"<br><span>{_emphasis(html.escape(e.question))}</span>" if e.question else ""
             items.append(f'<li><a href="{e.page}">{html.escape(e.title or e.stem)}</a>{question}</li>')
         else:
             items.append(f'<li class="missing">{html.escape(e.stem)}: not in this run '

@@ -155,3 +155,10 @@ def test_main_needs_a_run_with_notebooks(tmp_path, capsys):
     assert main(["--run", str(tmp_path / "nothing"), "--out", str(tmp_path / "book")]) == 2
     assert "mars reproduce" in capsys.readouterr().err
     assert not (tmp_path / "book").exists()
+
+
+def test_index_renders_the_questions_emphasis():
+    from marslib.book import _emphasis
+
+    assert _emphasis("it is *a* flute, not **the** flute") == "it is <em>a</em> flute, not <strong>the</strong> flute"
+    assert _emphasis("2 * 3 = 6") == "2 * 3 = 6"
