@@ -61,7 +61,7 @@ def test_02_1_cosine_lookup(X):
     passes("02.1", right, models=models, X=X, cfg=CFG)
     wrong = "l2" if right["more_codes"] == "cosine" else "cosine"
     fails("02.1", {**right, "more_codes": wrong}, "contradicts", models=models, X=X, cfg=CFG)
-    fails("02.1", {**right, "l2": {**right["l2"], "lsd": right["l2"]["lsd"] + 1}}, "measuring",
+    fails("02.1", {**right, "l2": {**right["l2"], "lsd": right["l2"]["lsd"] + 1}}, "recomputing",
           models=models, X=X, cfg=CFG)
     swapped = {"l2": models["cosine"], "cosine": models["l2"]}
     fails("02.1", right, "trained with lookup", models=swapped, X=X, cfg=CFG)
@@ -135,4 +135,4 @@ def test_02_5_coarse_token(X):
           model=model, indices=maps)
     fails("02.5", {**right, "codes": [original, *codes[1:]]}, "none of them the original", model=model, indices=maps)
     fails("02.5", {**right, "original": (original + 1) % V}, "scale-1 token", model=model, indices=maps)
-    fails("02.5", {**right, "mean_abs_change": [0.0] * len(codes)}, "measuring", model=model, indices=maps)
+    fails("02.5", {**right, "mean_abs_change": [0.0] * len(codes)}, "recomputing", model=model, indices=maps)

@@ -8,37 +8,17 @@ passes only if its numbers are the notebook's, and its conclusion is what they s
 from __future__ import annotations
 
 import dataclasses
-import math
-from typing import Any, Mapping
+from typing import Mapping
 
 import numpy as np
 import torch
 
 from . import Exercise, Wrong
+from .answers import close, fields
 
 TONES_HZ = (1000.0, 1050.0)  # exercise 1: two tones 50 Hz apart
 RESOLVED_DIP_DB = 6.0        # exercise 1: two peaks count as separate when the valley between is this deep
 
-
-def _as_dict(answer: Any, keys: tuple[str, ...]) -> Mapping:
-    if not isinstance(answer, Mapping):
-        raise Wrong(f"the answer is a dict with keys {list(keys)}, not a {type(answer).__name__}")
-    missing = [k for k in keys if k not in answer]
-    if missing:
-        raise Wrong(f"the dict lacks {missing}; it needs {list(keys)}")
-    return answer
-
-
-def _close(name: str, got: Any, want: float, rel: float = 0.02, abs_: float = 1e-3) -> None:
-    try:
-        got = float(got)
-    except (TypeError, ValueError):
-        raise Wrong(f"{name} should be a number, got {got!r}") from None
-    if not math.isclose(got, want, rel_tol=rel, abs_tol=abs_):
-        raise Wrong(f"{name} = {got:.4g}, but recomputing it gives {want:.4g}")
-
-
-# -- 01.1 -------------------------------------------------------------------------------
 
 def smallest_resolving_n_fft(sr: int, spacing_hz: float = TONES_HZ[1] - TONES_HZ[0]) -> int:
     """The smallest power of two ``n`` with a Hann main lobe (2 bins each side) ``2 sr / n <= spacing``."""
@@ -69,14 +49,14 @@ def two_tone_dip_db(sr: int, n_fft: int, n_samples: int) -> float:
 
 
 def check_window(answer, sr: int, n_samples: int) -> str:
-    ans = _as_dict(answer, ("n_fft", "dip_db", "dip_db_half"))
+    ans = fields(answer, ("n_fft", "dip_db", "dip_db_half"))
     want = smallest_resolving_n_fft(sr)
     if ans["n_fft"] != want:
         raise Wrong(f"n_fft = {ans['n_fft']!r}: the smallest power of two with 2·sr/n_fft <= 50 Hz at "
                     f"sr = {sr} Hz is not that (solve 2·{sr}/n_fft <= 50 for n_fft, then round up to a power of two)")
     dip, dip_half = two_tone_dip_db(sr, want, n_samples), two_tone_dip_db(sr, want // 2, n_samples)
-    _close("dip_db", ans["dip_db"], dip, abs_=0.3)
-    _close("dip_db_half", ans["dip_db_half"], dip_half, abs_=0.3)
+    close("dip_db", ans["dip_db"], dip, abs_=0.3)
+    close("dip_db_half", ans["dip_db_half"], dip_half, abs_=0.3)
     if not dip >= RESOLVED_DIP_DB > dip_half:  # guards the exercise itself, not the student
         raise Wrong(f"the test signal does not separate as expected (dips {dip:.1f} / {dip_half:.1f} dB)")
     return (f"n_fft = {want} ({1000 * want / sr:.0f} ms): a {dip:.1f} dB valley between the tones; "
@@ -109,12 +89,12 @@ def griffin_lim_overlap(y: np.ndarray, a, seed: int) -> dict[str, dict[str, floa
 
 
 def check_overlap(answer, y, a, seed: int) -> str:
-    ans = _as_dict(answer, ("sc_own", "sc_fine", "better"))
+    ans = fields(answer, ("sc_own", "sc_fine", "better"))
     want = griffin_lim_overlap(y, a, seed)
     for kind in ("sc_own", "sc_fine"):
-        got = _as_dict(ans[kind], ("n_fft//4", "n_fft//2"))
+        got = fields(ans[kind], ("n_fft//4", "n_fft//2"))
         for hop in ("n_fft//4", "n_fft//2"):
-            _close(f"{kind}[{hop!r}]", got[hop], want[kind][hop], rel=0.05, abs_=2e-3)
+            close(f"{kind}[{hop!r}]", got[hop], want[kind][hop], rel=0.05, abs_=2e-3)
     fine = want["sc_fine"]
     truly_better = min(fine, key=fine.get)
     if ans["better"] not in fine:
@@ -140,11 +120,11 @@ def crop_energy_lost(mag_B1FT: torch.Tensor, r: int, where: str) -> float:
 
 
 def check_crop(answer, mag, r: int) -> str:
-    ans = _as_dict(answer, ("energy_lost_first", "energy_lost_middle", "keeps_more"))
+    ans = fields(answer, ("energy_lost_first", "energy_lost_middle", "keeps_more"))
     mag_B1FT = mag if mag.dim() == 4 else mag[:, None]
     first, middle = crop_energy_lost(mag_B1FT, r, "first"), crop_energy_lost(mag_B1FT, r, "middle")
-    _close("energy_lost_first", ans["energy_lost_first"], first, abs_=1e-3)
-    _close("energy_lost_middle", ans["energy_lost_middle"], middle, abs_=1e-3)
+    close("energy_lost_first", ans["energy_lost_first"], first, abs_=1e-3)
+    close("energy_lost_middle", ans["energy_lost_middle"], middle, abs_=1e-3)
     winner = "first" if first < middle else "middle"
     if ans["keeps_more"] not in ("first", "middle"):
         raise Wrong("keeps_more is 'first' or 'middle': the crop that keeps more of the energy")
@@ -159,7 +139,7 @@ def check_crop(answer, mag, r: int) -> str:
 def check_fold_order(answer, x, r: int) -> str:
     from .. import cmx
 
-    ans = _as_dict(answer, ("perm", "roundtrip_exact", "conv_max_diff", "order_matters"))
+    ans = fields(answer, ("perm", "roundtrip_exact", "conv_max_diff", "order_matters"))
     perm = [int(p) for p in ans["perm"]]
     if sorted(perm) != list(range(r * r)):
         raise Wrong(f"perm must be a permutation of range({r * r}) (one entry per CMX channel)")
@@ -205,20 +185,20 @@ def paper_cmx_costs(r: int):
 
 
 def check_memory(answer) -> str:
-    ans = _as_dict(answer, ("cmx_encoder_mb", "unchanged", "ratio_per_doubling"))
+    ans = fields(answer, ("cmx_encoder_mb", "unchanged", "ratio_per_doubling"))
     costs = {r: paper_cmx_costs(r) for r in (2, 4, 8)}
     mb = ans["cmx_encoder_mb"]
     if not isinstance(mb, Mapping) or sorted(mb) != [2, 4, 8]:
         raise Wrong("cmx_encoder_mb is a dict {2: MB, 4: MB, 8: MB}, one entry per r")
     for r, cost in costs.items():
-        _close(f"cmx_encoder_mb[{r}]", mb[r], cost.encoder_activation_mb, rel=0.01)
+        close(f"cmx_encoder_mb[{r}]", mb[r], cost.encoder_activation_mb, rel=0.01)
     same = {f for f in MEMORY_FIELDS if len({getattr(c, f) for c in costs.values()}) == 1}
     got = set(ans["unchanged"]) if not isinstance(ans["unchanged"], str) else {ans["unchanged"]}
     if got != same:
         raise Wrong(f"unchanged should list every field of {list(MEMORY_FIELDS)} that is equal for r = 2, 4, 8 "
                     f"(and no other); you listed {sorted(got)}")
     ratios = [costs[r].encoder_activation_mb / costs[2 * r].encoder_activation_mb for r in (2, 4)]
-    _close("ratio_per_doubling", ans["ratio_per_doubling"], float(np.mean(ratios)), rel=0.05)
+    close("ratio_per_doubling", ans["ratio_per_doubling"], float(np.mean(ratios)), rel=0.05)
     return (f"doubling r divides the CMX encoder's activations by ~{np.mean(ratios):.1f} "
             f"({mb[2]:.1f} -> {mb[4]:.1f} -> {mb[8]:.1f} MB), while {', '.join(sorted(same))} stay the same")
 

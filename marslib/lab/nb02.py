@@ -18,6 +18,7 @@ from typing import Any, Mapping
 import torch
 
 from . import Exercise, Wrong
+from .answers import close, fields
 
 
 # -- measurements shared by the checks ------------------------------------------------
@@ -64,29 +65,11 @@ def bitrate_bps(cfg) -> float:
 
 # -- helpers for judging answers ------------------------------------------------------
 
-def _as_dict(answer: Any, keys) -> Mapping:
-    if not isinstance(answer, Mapping):
-        raise Wrong(f"the answer is a dict with keys {list(keys)}, not a {type(answer).__name__}")
-    missing = [k for k in keys if k not in answer]
-    if missing:
-        raise Wrong(f"the dict lacks {missing}; it needs {list(keys)}")
-    return answer
-
-
-def _close(name: str, got: Any, want: float, rel: float = 0.02, abs_: float = 1e-3) -> None:
-    try:
-        got = float(got)
-    except (TypeError, ValueError):
-        raise Wrong(f"{name} should be a number, got {got!r}") from None
-    if not math.isclose(got, want, rel_tol=rel, abs_tol=abs_):
-        raise Wrong(f"{name} = {got:.4g}, but measuring your model gives {want:.4g}")
-
-
 def _close_list(name: str, got: Any, want: list[float], rel: float = 0.02, abs_: float = 1e-3) -> None:
     if not isinstance(got, (list, tuple)) or len(got) != len(want):
         raise Wrong(f"{name} should be a list of {len(want)} numbers, one per scale")
     for k, (g, w) in enumerate(zip(got, want)):
-        _close(f"{name}[{k}]", g, w, rel, abs_)
+        close(f"{name}[{k}]", g, w, rel, abs_)
 
 
 def _same_quick_schedule(models: Mapping[str, Any], cfg) -> None:
@@ -124,7 +107,7 @@ def _quick(cfg, overrides):
 
 def check_cosine(answer, X, cfg, models=None) -> str:
     names = ("l2", "cosine")
-    ans = _as_dict(answer, (*names, "more_codes"))
+    ans = fields(answer, (*names, "more_codes"))
     models = _models(models or {name: _quick(cfg, {"tokenizer.lookup": name}) for name in names}, names)
     for name in names:
         if models[name].cfg.tokenizer.lookup != name:
@@ -133,10 +116,10 @@ def check_cosine(answer, X, cfg, models=None) -> str:
     _same_quick_schedule(models, cfg)
     usage = {}
     for name in names:
-        got = _as_dict(ans[name], ("usage", "lsd"))
+        got = fields(ans[name], ("usage", "lsd"))
         usage[name] = codebook_stats(models[name], X)["usage"]
-        _close(f"{name}['usage']", got["usage"], usage[name], abs_=1e-6)
-        _close(f"{name}['lsd']", got["lsd"], lsd_per_scales(models[name], X)[-1])
+        close(f"{name}['usage']", got["usage"], usage[name], abs_=1e-6)
+        close(f"{name}['lsd']", got["lsd"], lsd_per_scales(models[name], X)[-1])
     tie = usage["l2"] == usage["cosine"]
     _choice("more_codes", ans["more_codes"], names, None if tie else max(usage, key=usage.get))
     return (f"codebook usage: L2 {usage['l2']:.0%}, cosine {usage['cosine']:.0%} of the codes, "
@@ -147,7 +130,7 @@ def check_cosine(answer, X, cfg, models=None) -> str:
 
 def check_restarts(answer, X, cfg, models=None) -> str:
     names = ("with_restarts", "without_restarts")
-    ans = _as_dict(answer, (*names, "more_codes"))
+    ans = fields(answer, (*names, "more_codes"))
     models = _models(models or {"with_restarts": _quick(cfg, {}),
                                 "without_restarts": _quick(cfg, {"tokenizer.restart_every": 0})}, names)
     if models["with_restarts"].cfg.tokenizer.restart_every <= 0:
@@ -157,10 +140,10 @@ def check_restarts(answer, X, cfg, models=None) -> str:
     _same_quick_schedule(models, cfg)
     usage = {}
     for name in names:
-        got = _as_dict(ans[name], ("usage_per_scale", "usage"))
+        got = fields(ans[name], ("usage_per_scale", "usage"))
         stats = codebook_stats(models[name], X)
         _close_list(f"{name}['usage_per_scale']", got["usage_per_scale"], stats["usage_per_scale"], abs_=1e-6)
-        _close(f"{name}['usage']", got["usage"], stats["usage"], abs_=1e-6)
+        close(f"{name}['usage']", got["usage"], stats["usage"], abs_=1e-6)
         usage[name] = stats["usage"]
     tie = usage["with_restarts"] == usage["without_restarts"]
     _choice("more_codes", ans["more_codes"], names, None if tie else max(usage, key=usage.get))
@@ -173,7 +156,7 @@ def check_restarts(answer, X, cfg, models=None) -> str:
 def check_scales(answer, X, cfg, model=None) -> str:
     from ..config import ConfigError, validate_scales
 
-    ans = _as_dict(answer, ("scales", "tokens_per_clip", "bitrate_bps", "lsd_per_scales"))
+    ans = fields(answer, ("scales", "tokens_per_clip", "bitrate_bps", "lsd_per_scales"))
     try:
         scales = tuple(tuple(int(v) for v in s) for s in ans["scales"])
     except (TypeError, ValueError):
@@ -191,7 +174,7 @@ def check_scales(answer, X, cfg, model=None) -> str:
     tokens = sum(h * w for h, w in scales)
     if ans["tokens_per_clip"] != tokens:
         raise Wrong(f"tokens_per_clip = {ans['tokens_per_clip']!r}: add up h * w over the scales")
-    _close("bitrate_bps", ans["bitrate_bps"], bitrate_bps(model.cfg), rel=1e-6)
+    close("bitrate_bps", ans["bitrate_bps"], bitrate_bps(model.cfg), rel=1e-6)
     lsd = lsd_per_scales(model, X)
     _close_list("lsd_per_scales", ans["lsd_per_scales"], lsd)
     return (f"{len(scales)} scales, {tokens} tokens per clip (the notebook's: "
@@ -204,7 +187,7 @@ def check_scales(answer, X, cfg, model=None) -> str:
 def check_codebook_size(answer, X, cfg, models=None) -> str:
     V = cfg.tokenizer.codebook_size
     sizes = (V // 2, V, 2 * V)
-    ans = _as_dict(answer, (*sizes, "extra_bits_buy_quality"))
+    ans = fields(answer, (*sizes, "extra_bits_buy_quality"))
     models = _models(models or {size: _quick(cfg, {"tokenizer.codebook_size": size}) for size in sizes}, sizes)
     for size in sizes:
         if models[size].cfg.tokenizer.codebook_size != size:
@@ -213,12 +196,12 @@ def check_codebook_size(answer, X, cfg, models=None) -> str:
     _same_quick_schedule(models, cfg)
     lsd = {}
     for size in sizes:
-        got = _as_dict(ans[size], ("bitrate_bps", "lsd", "perplexity"))
-        _close(f"[{size}]['bitrate_bps']", got["bitrate_bps"], bitrate_bps(models[size].cfg), rel=1e-6)
+        got = fields(ans[size], ("bitrate_bps", "lsd", "perplexity"))
+        close(f"[{size}]['bitrate_bps']", got["bitrate_bps"], bitrate_bps(models[size].cfg), rel=1e-6)
         stats = codebook_stats(models[size], X)
         _close_list(f"[{size}]['perplexity']", got["perplexity"], stats["perplexity"], rel=0.01)
         lsd[size] = lsd_per_scales(models[size], X)[-1]
-        _close(f"[{size}]['lsd']", got["lsd"], lsd[size])
+        close(f"[{size}]['lsd']", got["lsd"], lsd[size])
     tokens = sum(h * w for h, w in cfg.tokenizer.scales)
     step = bitrate_bps(models[2 * V].cfg) - bitrate_bps(models[V].cfg)
     if not math.isclose(step, tokens / cfg.audio.clip_seconds, rel_tol=1e-9):  # guards the exercise itself
@@ -260,7 +243,7 @@ def coarse_swap_changes(model, indices: list[torch.Tensor], codes) -> dict[str, 
 
 
 def check_coarse_token(answer, model, indices) -> str:
-    ans = _as_dict(answer, ("original", "codes", "mean_abs_change", "frame_spread", "change"))
+    ans = fields(answer, ("original", "codes", "mean_abs_change", "frame_spread", "change"))
     if indices[0].numel() != 1 or len(indices[0]) != 1:
         raise Wrong("pass indices=[one clip's token maps]: a list of (1, h_k, w_k) tensors")
     original = int(indices[0].flatten()[0])

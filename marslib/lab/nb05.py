@@ -14,20 +14,12 @@ import numpy as np
 import torch
 
 from . import Exercise, Wrong
+from .answers import fields
 from .. import audio, cmx
 from ..config import Config
 
 
 # --- shared helpers -----------------------------------------------------------------
-
-def _dict(answer, keys: tuple[str, ...]) -> dict:
-    if not isinstance(answer, dict):
-        raise Wrong(f"expected a dict with keys {', '.join(keys)}; got {type(answer).__name__}")
-    missing = [k for k in keys if k not in answer]
-    if missing:
-        raise Wrong(f"the dict lacks {', '.join(missing)}")
-    return answer
-
 
 def _number(answer: dict, key: str, low: float = -math.inf) -> float:
     try:
@@ -66,7 +58,7 @@ def energy_lost_band(mag_B1FT: torch.Tensor, r: int) -> float:
 
 
 def check_another_crop(answer, spec_test: torch.Tensor, cfg: Config, fd_corner: float) -> str:
-    a = _dict(answer, ("energy_lost_band", "energy_lost_corner", "fd_band", "fd_corner", "band_beats_corner"))
+    a = fields(answer, ("energy_lost_band", "energy_lost_corner", "fd_band", "fd_corner", "band_beats_corner"))
     r = cfg.cmx.factor
     mag = audio.denormalise(spec_test, cfg.audio)
     _close(_number(a, "energy_lost_corner", 0), cmx.truncation_loss(mag, r)["energy_lost"],
@@ -87,7 +79,7 @@ def check_another_crop(answer, spec_test: torch.Tensor, cfg: Config, fd_corner: 
 # --- 05.2 What the budget can change ----------------------------------------------------
 
 def check_budget(answer, ceilings: dict, fd_mars: float) -> str:
-    a = _dict(answer, ("steps", "lsd_cmx", "lsd_truncation", "lsd_bound", "fd_bound", "fd_mars",
+    a = fields(answer, ("steps", "lsd_cmx", "lsd_truncation", "lsd_bound", "fd_bound", "fd_mars",
                        "equal_budget_better", "budget_can_flip"))
     if not isinstance(a["steps"], int) or a["steps"] < 1:
         raise Wrong(f"'steps' is the number of training steps each tokenizer got (an int >= 1), got {a['steps']!r}")
@@ -138,7 +130,7 @@ def activation_mb(cfg: Config, representation: str, batch_size: int) -> float:
 
 
 def check_cost_scaling(answer, cfg: Config, costs: list[dict], batch_size: int) -> str:
-    a = _dict(answer, ("ratios", "memory_ratio_grows_with_r"))
+    a = fields(answer, ("ratios", "memory_ratio_grows_with_r"))
     ratios = a["ratios"]
     if not isinstance(ratios, dict) or len(ratios) < 2:
         raise Wrong("'ratios' must map at least two CMX factors r to {'memory': ..., 'time': ...}")
@@ -175,7 +167,7 @@ def corner_mae_per_bin(tokenizer, spec_test: torch.Tensor) -> np.ndarray:
 
 
 def check_tokenizer_errors(answer, tokenizer, trunc_tokenizer, spec_test: torch.Tensor) -> str:
-    a = _dict(answer, ("mae_per_bin_cmx", "mae_per_bin_truncation", "better_on_low_bins"))
+    a = fields(answer, ("mae_per_bin_cmx", "mae_per_bin_truncation", "better_on_low_bins"))
     result = {}
     for key, tok in (("mae_per_bin_cmx", tokenizer), ("mae_per_bin_truncation", trunc_tokenizer)):
         want = corner_mae_per_bin(tok, spec_test)
@@ -207,7 +199,7 @@ def energy_lost_by_family(spec_test: torch.Tensor, family: np.ndarray, names, r:
 
 
 def check_survivors(answer, spec_test: torch.Tensor, family, families, cfg: Config) -> str:
-    a = _dict(answer, ("energy_lost_by_family", "survives_best"))
+    a = fields(answer, ("energy_lost_by_family", "survives_best"))
     want = energy_lost_by_family(spec_test, family, families, cfg.cmx.factor, cfg.audio)
     got = a["energy_lost_by_family"]
     if not isinstance(got, dict) or set(got) != set(want):

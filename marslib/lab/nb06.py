@@ -17,7 +17,8 @@ from . import Exercise, Wrong
 from ..audio import magnitude_spectrogram
 from ..config import Config
 from ..metrics.spectral import log_spectral_distance
-from .nb05 import _bool, _choice, _close, _dict, _number  # reading an answer dict: shared with 05
+from .answers import fields
+from .nb05 import _bool, _choice, _close, _number  # reading an answer dict: shared with 05
 
 FOLLOWS = ("condition", "embedding", "neither")
 WAVENET_PREFIX = 256  # samples of the swapped decodes that 06.3's check re-samples (the sampler is sequential)
@@ -54,7 +55,7 @@ def ddsp_with_and_without_noise(ddsp, waves_BS, pitch_B, family_B, seed: int):
 
 
 def check_ddsp_noise(answer, ddsp, test, cfg: Config, seed: int) -> str:
-    a = _dict(answer, ("notes", "energy_kept_without_noise", "lsd_with_noise", "lsd_without_noise", "lost"))
+    a = fields(answer, ("notes", "energy_kept_without_noise", "lsd_with_noise", "lsd_without_noise", "lost"))
     notes = _notes(a, len(test.waves))
     waves, pitch, family = _batch(test, notes)
     with_noise, without = ddsp_with_and_without_noise(ddsp, waves, pitch, family, seed)
@@ -96,7 +97,7 @@ def vocode_last(dw, spec_BFT, pitch_B, family_B, keep: int, seed: int = 0) -> to
 
 
 def check_diffusion_steps(answer, dw, test, cfg: Config, seed: int) -> str:
-    a = _dict(answer, ("notes", "lsd_all_steps", "lsd_last_3_steps", "fewer_steps_worse"))
+    a = fields(answer, ("notes", "lsd_all_steps", "lsd_last_3_steps", "fewer_steps_worse"))
     notes = _notes(a, len(test.waves))
     waves, pitch, family = _batch(test, notes)
     spec = dw.spectrogram(waves)
@@ -126,7 +127,7 @@ def check_swap(answer, wavenet, test, run, cfg: Config, seed: int) -> str:
     from ..baselines.common import mu_law_decode
     from ..metrics.classifier import classify_waveforms, load_classifier
 
-    a = _dict(answer, ("pair", "waves", "predicted_pitch", "predicted_family", "pitch_follows", "family_follows"))
+    a = fields(answer, ("pair", "waves", "predicted_pitch", "predicted_family", "pitch_follows", "family_follows"))
     pair = _notes(a, len(test.waves), "pair", 2, 2)
     if test.pitch[pair[0]] == test.pitch[pair[1]] or test.family[pair[0]] == test.family[pair[1]]:
         raise Wrong("pick two notes that differ in both pitch and family, or the swap cannot tell them apart")
@@ -188,7 +189,7 @@ def check_flat_loudness(answer, ddsp, test, run, cfg: Config, seed: int, referen
     from ..evaluate import real_train_clips
     from ..metrics.classifier import load_classifier
 
-    a = _dict(answer, ("predicted_borrowed", "predicted_flat", "family_acc_borrowed", "family_acc_flat",
+    a = fields(answer, ("predicted_borrowed", "predicted_flat", "family_acc_borrowed", "family_acc_flat",
                        "envelope_carried_family"))
     n = len(test.pitch)
     preds = {}
