@@ -21,6 +21,16 @@ def pytest_configure(config):
     set_hypothesis_home_dir(config._tmp_path_factory.mktemp("hypothesis"))
 
 
+@pytest.fixture(scope="module")
+def one_torch_thread():
+    """Torch on one thread for a module: batch-1 sampling of a tiny model is too short to split
+    over threads, and on a busy machine two threads waiting on each other are several times slower."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
 @pytest.fixture
 def smoke_cfg():
     return get_config("smoke")

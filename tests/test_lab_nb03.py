@@ -20,14 +20,7 @@ PITCH, FAMILY, SEED = 60, 0, 0
 SAMPLING = dict(cfg_scale=2.0, temperature=1.0, top_k=0, top_p=0.0, guidance="joint")
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """Batch-1 sampling of a tiny model is too short to split over threads; on a busy
-    machine two threads waiting on each other make these tests several times slower."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")  # batch-1 sampling of a tiny model
 
 
 @pytest.fixture(scope="module")
