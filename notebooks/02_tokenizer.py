@@ -918,7 +918,7 @@ print(json.dumps({k: results[k] for k in ("tokens_per_clip", "bitrate_bps", "tra
 # `ex02_k` is right and, if not, what to look at. Run the notebook above first.
 #
 # Exercises 1-4 change how the tokenizer is trained. Retraining on the notebook's full
-# schedule would take ~8 min each in `course`, and must never touch `run/`, the folder
+# schedule would take ~15 min each in `course`, and must never touch `run/`, the folder
 # notebook 03 reuses. So they take the lab's **cheap path**:
 # `quick_tokenizer(cfg, overrides)` trains the notebook's config with your overrides for
 # **a fifth of the steps** (warm-up and dead-code restart interval scaled alike; same
@@ -965,7 +965,7 @@ print(f"quick path: {quick_schedule.steps} of {cfg.train_tokenizer.steps} steps,
 # codes on equal terms with long coarse-scale ones; look at `nearest_code` and `embed`.
 # Set `ex02_1 = {"l2": {"usage": ..., "lsd": ...}, "cosine": {...}, "more_codes": "l2" or "cosine"}`.
 #
-# *Cost: ≈ 4 min on 2 CPU cores (course): trains two quick tokenizers (a fifth of the
+# *Cost: ≈ 6 min on 2 CPU cores (course, measured): trains two quick tokenizers (a fifth of the
 # notebook's steps each).*
 
 # %% tags=["solution"]
@@ -1002,7 +1002,7 @@ lab.check("02.1", ex02_1, X=X_valid, cfg=cfg)  # judged on the same quick models
 # `ex02_2 = {"with_restarts": {"usage_per_scale": [...], "usage": ...}, "without_restarts": {...},
 # "more_codes": "with_restarts" or "without_restarts"}`.
 #
-# *Cost: ≈ 2 min on 2 CPU cores (course): trains one quick tokenizer (+ 2 min for the
+# *Cost: ≈ 3 min on 2 CPU cores (course, measured): trains one quick tokenizer (+ 3 min for the
 # quick baseline if Exercise 1 did not train it in this kernel).*
 
 # %% tags=["solution"]
@@ -1045,7 +1045,7 @@ lab.check("02.2", ex02_2, X=X_valid, cfg=cfg)
 # `validate_scales` tells you otherwise, and why. Set `ex02_3 = {"scales": [[h, w], ...],
 # "tokens_per_clip": ..., "bitrate_bps": ..., "lsd_per_scales": [...]}`.
 #
-# *Cost: ≈ 2 min on 2 CPU cores (course): trains one quick tokenizer.*
+# *Cost: ≈ 3 min on 2 CPU cores (course, measured): trains one quick tokenizer.*
 
 # %% tags=["solution"]
 fewer_scales = [list(s) for s in tok.scales[::2]]
@@ -1090,7 +1090,7 @@ lab.check("02.3", ex02_3, X=X_valid, cfg=cfg)
 # V: {...}, 2 * V: {...}, "extra_bits_buy_quality": bool}` (whether the LSD at $2V$ is lower
 # than at $V$).
 #
-# *Cost: ≈ 4 min on 2 CPU cores (course): trains two quick tokenizers (+ 2 min for the
+# *Cost: ≈ 6 min on 2 CPU cores (course, measured): trains two quick tokenizers (+ 3 min for the
 # quick baseline if no earlier exercise trained it in this kernel).*
 
 # %% tags=["solution"]
