@@ -53,12 +53,18 @@ class CheckpointError(ValueError):
 # Writing
 # ---------------------------------------------------------------------------
 
-def _sha256(path: Path) -> str:
+def file_sha256(path: Path) -> str:
+    """Full sha256 (64 hex digits) of a file, read in blocks (run bundles record it whole)."""
     digest = hashlib.sha256()
     with open(path, "rb") as f:
         for block in iter(lambda: f.read(1 << 20), b""):
             digest.update(block)
-    return digest.hexdigest()[:16]
+    return digest.hexdigest()
+
+
+def _sha256(path: Path) -> str:
+    """A checkpoint file's fingerprint: the first 16 hex digits of :func:`file_sha256`."""
+    return file_sha256(path)[:16]
 
 
 def _fsync(path: Path) -> None:

@@ -104,9 +104,14 @@ def _command() -> dict:
     return {**_NOTEBOOK, "launched_by": launched, "cwd": os.getcwd()}
 
 
+def config_dict_sha(config: dict) -> str:
+    """16 hex digits of sha256 over a config as a dict (sorted JSON): equal hashes, equal configs."""
+    return hashlib.sha256(json.dumps(config, sort_keys=True).encode()).hexdigest()[:16]
+
+
 def config_sha(cfg: Config) -> str:
-    """16 hex digits of sha256 over the resolved config (sorted JSON): equal hashes, equal configs."""
-    return hashlib.sha256(json.dumps(cfg.to_dict(), sort_keys=True).encode()).hexdigest()[:16]
+    """:func:`config_dict_sha` of the resolved config."""
+    return config_dict_sha(cfg.to_dict())
 
 
 def provenance(cfg: Config) -> dict:

@@ -45,7 +45,8 @@ import zlib
 from pathlib import Path, PurePosixPath
 from typing import IO
 
-from .checkpoint import PREFIX, CheckpointError, find_checkpoint
+from .checkpoint import PREFIX, CheckpointError, file_sha256, find_checkpoint
+from .provenance import config_dict_sha
 
 MANIFEST = "MANIFEST.json"
 FORMAT = "marslib-run-bundle"
@@ -75,28 +76,14 @@ class ImportResult:
 # Fingerprints
 # ---------------------------------------------------------------------------
 
-def file_sha256(path: Path) -> str:
-    """Full sha256 (64 hex digits) of a file, read in blocks."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(_BLOCK), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
-def config_fingerprint(config: dict) -> str:
-    """The checkpoint's config as :func:`marslib.provenance.config_sha` hashes it (sorted JSON, 16 hex).
-
-    Hashed from the recorded dict, not a rebuilt ``Config``: a later marslib that adds a
-    config field must not change the fingerprint of an old checkpoint.
-    """
-    return hashlib.sha256(json.dumps(config, sort_keys=True).encode()).hexdigest()[:16]
-
-
 def _checkpoint_record(checkpoint: Path, meta: dict) -> dict:
-    """What the manifest records about a checkpoint: which one, and its fingerprints."""
+    """What the manifest records about a checkpoint: which one, and its fingerprints.
+
+    The config is hashed from the recorded dict, not a rebuilt ``Config``: a later marslib
+    that adds a config field must not change the fingerprint of an old checkpoint.
+    """
     return {"checkpoint": checkpoint.name, "kind": meta.get("kind"), "step": meta.get("step"),
-            "weights_sha": meta.get("weights_sha"), "config_sha256": config_fingerprint(meta["config"]),
+            "weights_sha": meta.get("weights_sha"), "config_sha256": config_dict_sha(meta["config"]),
             "made_from": meta.get("made_from", {})}
 
 
