@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 import torch
 
+from marslib import lab
 from marslib.config import get_config
 
 torch.set_num_threads(2)
@@ -19,6 +20,26 @@ def pytest_configure(config):
     from hypothesis.configuration import set_hypothesis_home_dir
 
     set_hypothesis_home_dir(config._tmp_path_factory.mktemp("hypothesis"))
+
+
+def assert_check_passes(result):
+    """A ``lab.check`` result that says the answer is right (✓ first)."""
+    assert result and repr(result).startswith(lab.PASS), repr(result)
+    return result
+
+
+def assert_check_fails(result, hint: str = "not yet"):
+    """A ``lab.check`` result that says the answer is wrong, with ``hint`` in its message."""
+    assert not result and hint in repr(result), repr(result)
+    return result
+
+
+def check_passes(exercise_id: str, answer, **context):
+    return assert_check_passes(lab.check(exercise_id, answer, **context))
+
+
+def check_fails(exercise_id: str, answer, hint: str = "not yet", **context):
+    return assert_check_fails(lab.check(exercise_id, answer, **context), hint)
 
 
 @pytest.fixture(scope="module")

@@ -4,9 +4,10 @@ import numpy as np
 import pytest
 import torch
 
-from marslib import audio, cmx, lab
+from marslib import audio, cmx
 from marslib.config import get_config
 from marslib.lab import nb01
+from conftest import check_fails as fails, check_passes as passes
 
 CFG = get_config("smoke")
 A, SR, R = CFG.audio, CFG.audio.sample_rate, CFG.cmx.factor
@@ -18,18 +19,6 @@ def note():
     t = np.arange(A.clip_samples) / SR
     y = sum(np.sin(2 * np.pi * 262 * h * t) / h for h in (1, 2, 3)) * np.exp(-6 * t)
     return (0.5 * y).astype(np.float32)
-
-
-def passes(exercise_id, answer, **context):
-    result = lab.check(exercise_id, answer, **context)
-    assert result, repr(result)
-    return result
-
-
-def fails(exercise_id, answer, hint, **context):
-    result = lab.check(exercise_id, answer, **context)
-    assert not result and hint in repr(result), repr(result)
-    return result
 
 
 def test_01_1_window_length():

@@ -9,11 +9,11 @@ import math
 import pytest
 import torch
 
-from marslib import lab
 from marslib.config import get_config
 from marslib.lab import nb02
 from marslib.lab.quick import MIN_STEPS, quick_config
 from marslib.tokenizer import Tokenizer
+from conftest import check_fails as fails, check_passes as passes
 
 CFG = get_config("smoke")
 V = CFG.tokenizer.codebook_size
@@ -28,16 +28,6 @@ def tokenizer(overrides=None, quick=True, seed=0):
 def X():
     gen = torch.Generator().manual_seed(0)
     return torch.rand(2, *CFG.input_shape, generator=gen) * 2 - 1  # (N, C, F/r, T/r) in [-1, 1]
-
-
-def passes(exercise_id, answer, **context):
-    result = lab.check(exercise_id, answer, **context)
-    assert result, repr(result)
-
-
-def fails(exercise_id, answer, hint, **context):
-    result = lab.check(exercise_id, answer, **context)
-    assert not result and hint in repr(result), repr(result)
 
 
 def test_quick_config_shrinks_the_schedule_and_keeps_the_rest():

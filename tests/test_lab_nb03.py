@@ -15,6 +15,7 @@ from marslib import cmx, lab
 from marslib.autoregressor import NextScaleTransformer, sample_tokens
 from marslib.config import get_config
 from marslib.tokenizer import Tokenizer
+from conftest import assert_check_fails as fails, assert_check_passes as passes
 
 PITCH, FAMILY, SEED = 60, 0, 0
 SAMPLING = dict(cfg_scale=2.0, temperature=1.0, top_k=0, top_p=0.0, guidance="joint")
@@ -38,16 +39,6 @@ def tokens(model, tokenizer, pitches=(PITCH,), seed=SEED, **change):
 
 def flat(idx):
     return torch.cat([i.flatten() for i in idx])
-
-
-def passes(result):
-    assert result, repr(result)
-    assert repr(result).startswith(lab.PASS)
-
-
-def fails(result, hint=""):
-    assert not result, repr(result)
-    assert hint in repr(result), repr(result)
 
 
 # --- 03.1 ----------------------------------------------------------------------------------

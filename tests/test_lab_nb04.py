@@ -13,16 +13,7 @@ from marslib.config import get_config
 from marslib.lab.nb04 import same_gaussian_fd
 from marslib.metrics import (SpectrogramClassifier, classify_waveforms, frechet_distance, kernel_inception_distance,
                              ndb, nearest_neighbours)
-
-
-def passes(result):
-    assert result, repr(result)
-    assert repr(result).startswith(lab.PASS)
-
-
-def fails(result, hint=""):
-    assert not result, repr(result)
-    assert hint in repr(result), repr(result)
+from conftest import assert_check_fails as fails, assert_check_passes as passes
 
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")  # batch-1 sampling of a tiny model

@@ -3,10 +3,11 @@
 import pytest
 import torch
 
-from marslib import audio, cmx, lab
+from marslib import audio, cmx
 from marslib.ablation import truncation_config
 from marslib.lab import nb05
 from marslib.tokenizer import Tokenizer
+from conftest import check_fails as _fails, check_passes as _passes
 
 
 @pytest.fixture(scope="module")
@@ -20,18 +21,6 @@ def cfg():
 def spec(cfg):
     torch.manual_seed(0)
     return torch.rand(3, 1, *cfg.spec_shape) * 2 - 1  # normalised log-magnitudes of 3 "notes"
-
-
-def _passes(exercise_id, answer, **context):
-    result = lab.check(exercise_id, answer, **context)
-    assert result, repr(result)
-    return result
-
-
-def _fails(exercise_id, answer, **context):
-    result = lab.check(exercise_id, answer, **context)
-    assert not result and "not yet" in repr(result), repr(result)
-    return result
 
 
 def test_05_1_another_crop(cfg, spec):

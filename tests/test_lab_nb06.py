@@ -4,7 +4,6 @@ import numpy as np
 import pytest
 import torch
 
-from marslib import lab
 from marslib.audio import magnitude_spectrogram
 from marslib.baselines.common import mu_law_decode
 from marslib.baselines.ddsp import DDSP
@@ -17,6 +16,7 @@ from marslib.metrics import log_spectral_distance
 from marslib.metrics.classifier import SpectrogramClassifier, classify_waveforms, load_classifier
 
 from conftest import harmonic_note
+from conftest import check_fails as _fails, check_passes as _passes
 
 SEED = 3
 
@@ -53,16 +53,6 @@ def _model(cls, cfg):
 
 def _lsd(real, est, cfg):
     return float(log_spectral_distance(magnitude_spectrogram(real, cfg.audio), magnitude_spectrogram(est, cfg.audio)).mean())
-
-
-def _passes(exercise_id, answer, **context):
-    result = lab.check(exercise_id, answer, **context)
-    assert result, repr(result)
-
-
-def _fails(exercise_id, answer, **context):
-    result = lab.check(exercise_id, answer, **context)
-    assert not result and "not yet" in repr(result), repr(result)
 
 
 def test_06_1_ddsp_without_noise(cfg, test):
