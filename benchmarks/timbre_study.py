@@ -7,7 +7,9 @@ What is measured (``marslib.study.timbre_stages``), on the held-out test clips
 * ``griffin_lim``: real -> |STFT| -> Griffin-Lim (the phase MARS drops);
 * ``continuous``: real -> tokenizer encoder -> decoder with no quantiser (the autoencoder alone);
 * ``scales_k``: real -> tokens -> decode of the first k scales, k = 1..K;
-* ``mars``: one generated note per test (pitch, family), if ``<run>/ar`` exists.
+* ``mars``: one generated note per test (pitch, family), if ``<run>/ar`` exists;
+* ``mars_from_k`` (``--continue-from``): MARS given the real note's scales 1..k, sampling
+  the rest: where along the scales the transformer loses the instrument.
 
 For each: the run's classifier's family accuracy against the family each clip was
 made for (overall and per family) and FD on CREPE embeddings to the real test clips.
@@ -20,6 +22,7 @@ given run, seed and device.  It needs ``<run>/classifier`` (``mars train classif
 and ``<run>/tokenizer``.
 
     python benchmarks/timbre_study.py --run runs/course --profile course
+    python benchmarks/timbre_study.py --run runs/course --profile course --no-crepe --continue-from 1 2 3 4 5 6
     python benchmarks/timbre_study.py --run runs/smoke --profile smoke --no-crepe --set eval.max_conditions=20
 """
 
@@ -53,6 +56,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--seed", type=int, default=None, help="Griffin-Lim and sampling seed (default: the profile's)")
     p.add_argument("--no-crepe", action="store_true", help="skip FD CREPE (family accuracy only; faster)")
     p.add_argument("--no-generate", action="store_true", help="skip the MARS stage even if <run>/ar exists")
+    p.add_argument("--continue-from", type=int, nargs="*", default=[], metavar="K",
+                   help="also let MARS continue each real test note after its first K scales (one stage per K)")
     p.add_argument("--threads", type=int, default=0, help="torch.set_num_threads (0 = leave torch's default)")
     p.add_argument("--device", choices=("cpu", "cuda"), default="cpu")
     p.add_argument("--json", type=Path, default=None,
@@ -71,7 +76,8 @@ def main(argv: list[str] | None = None) -> dict:
     cfg = get_config(args.profile, {**over, "device": args.device})
     run = args.run or Path("runs") / cfg.profile
     t0 = time.perf_counter()
-    result = timbre_stages(cfg, run, seed=cfg.seed, crepe=not args.no_crepe, generate=not args.no_generate)
+    result = timbre_stages(cfg, run, seed=cfg.seed, crepe=not args.no_crepe, generate=not args.no_generate,
+                           continue_from=tuple(args.continue_from))
     seconds = time.perf_counter() - t0
     table, drop = stage_table(result), biggest_drop(result)
     print(f"\ntimbre study, profile {cfg.profile}, run {run}, {result['n_test']} test clips, seed {cfg.seed}, "

@@ -154,6 +154,10 @@ class ARConfig:
     cond_dropout: float = 0.1       # labels dropped to the null class (for CFG), as VAR
     family_dropout: float = 0.0     # the family label alone dropped, pitch kept: teaches p(x | pitch), the
                                     # negative branch of family-only guidance (ours)
+    dropout: float = 0.0            # residual dropout after attention and MLP (nanoGPT's); 0 = off
+    scale_loss: str = "token"       # how the loss weighs scales: "token" = every token alike (VAR's plain
+                                    # mean, so the 1-token first scale weighs 1/L); "scale" = every scale
+                                    # alike (ours: the coarse scales that fix the envelope count as much)
     cfg_scale: float = 2.0          # classifier-free guidance strength at the finest scale
     guidance: str = "joint"         # what guidance pushes toward: "joint" = (pitch, family) vs neither (VAR);
                                     # "family" = (pitch, family) vs (pitch, no family): timbre only (ours)
@@ -448,9 +452,11 @@ def validate(cfg: Config) -> None:
         raise ConfigError(f"ar.width ({cfg.ar.width}) must be divisible by ar.heads ({cfg.ar.heads})")
     check_sampling(cfg.ar.temperature, cfg.ar.top_k, cfg.ar.top_p, cfg.ar.cfg_scale,
                    names={k: f"ar.{k}" for k in SAMPLING_NAMES}, guidance=cfg.ar.guidance)
-    for name in ("cond_dropout", "family_dropout"):
+    for name in ("cond_dropout", "family_dropout", "dropout"):
         if not 0 <= getattr(cfg.ar, name) < 1:
             raise ConfigError(f"ar.{name} must be a probability in [0, 1), got {getattr(cfg.ar, name)!r}")
+    if cfg.ar.scale_loss not in SCALE_LOSSES:
+        raise ConfigError(f"ar.scale_loss must be one of {SCALE_LOSSES}, got {cfg.ar.scale_loss!r}")
     e = cfg.eval
     if e.crepe_capacity not in ("full", "tiny"):
         raise ConfigError(f"eval.crepe_capacity must be 'full' or 'tiny', got {e.crepe_capacity!r}")
@@ -474,6 +480,7 @@ def check_families(trained: Config, cfg: Config, where: object) -> None:
 SAMPLING_NAMES = {"temperature": "temperature", "top_k": "top_k", "top_p": "top_p", "cfg_scale": "cfg_scale",
                   "guidance": "guidance"}
 GUIDANCE_MODES = ("joint", "family")
+SCALE_LOSSES = ("token", "scale")
 
 
 def check_sampling(temperature: float, top_k: int, top_p: float, cfg_scale: float = 0.0,

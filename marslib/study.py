@@ -12,6 +12,8 @@ was made for?) and by FD on CREPE embeddings against the real test clips:
                        (``decoder(post_quant_conv(latent(x)))``): what the autoencoder alone keeps
 ``scales_k``           real -> tokens -> decode of the first k scales only (``partial_decode``), k = 1..K
 ``mars``               MARS's generated note for each test (pitch, family), if ``<run>/ar`` exists
+``mars_from_k``        MARS given the real note's first k scales, predicting scales k+1..K itself
+                       (``sample_tokens(prefix=...)``): how much each scale MARS predicts costs
 =====================  ==========================================================================
 
 Every stage but ``real`` ends in the same Griffin-Lim with the same seeds, so
@@ -33,7 +35,7 @@ from .checkpoint import has_checkpoint
 from .cmx import from_model_input, to_model_input
 from .config import Config
 from .evaluate import (CREPE_NAME, ClipSet, _batches, _fingerprints, generated_clips, griffin_lim_clips,
-                       test_clips)
+                       sampling_settings, test_clips)
 from .metrics import classify_waveforms, crepe_analyse, frechet_distance, load_classifier
 
 DESIGN_KEYS = {"variant": str, "change": str, "family_acc": float, "lsd_db": float, "train_minutes": float,
@@ -46,7 +48,9 @@ def stage_label(stage: str, scales=None) -> str:
              "continuous": "tokenizer, continuous latent (no quantiser)", "mars": "MARS, generated"}
     if stage in fixed:
         return fixed[stage]
-    k = int(stage.split("_")[1])
+    k = int(stage.split("_")[-1])
+    if stage.startswith("mars_from_"):
+        return f"MARS, given the real scales 1..{k}"
     n = sum(h * w for h, w in scales[:k]) if scales is not None else 0
     tokens = f", {n} token{'s' * (n != 1)}" if scales is not None else ""
     return f"tokenizer, scales 1..{k}{tokens}"
@@ -86,11 +90,12 @@ def tokenizer_stages(run: Path, test: ClipSet, seed: int, device: str = "cpu") -
 
 
 def timbre_stages(cfg: Config, run: str | Path, test: ClipSet | None = None, seed: int = 0, crepe: bool = True,
-                  generate: bool = True) -> dict:
+                  generate: bool = True, continue_from: tuple[int, ...] = ()) -> dict:
     """Family accuracy and FD CREPE of every stage (see the module docstring), in chain order.
 
     Needs ``<run>/classifier`` and ``<run>/tokenizer``; adds the ``mars`` stage when
-    ``generate`` and ``<run>/ar`` exists (one clip per test condition, ``cfg.ar``'s sampling).
+    ``generate`` and ``<run>/ar`` exists (one clip per test condition, ``cfg.ar``'s sampling),
+    then a ``mars_from_k`` stage for each k in ``continue_from`` (each in 1..K-1).
     ``test``: the clips to use (default ``evaluate.test_clips(cfg)``, N of them); ``crepe=False``
     skips FD (``fd_crepe`` None).  Returns ``{"rows": [row, ...], "families": [name, ...],
     "n_test": N, "scales": [[h, w], ...], "seed", "crepe", "checkpoints"}``, each row
@@ -106,7 +111,11 @@ def timbre_stages(cfg: Config, run: str | Path, test: ClipSet | None = None, see
     sets += decoded
     if generate and has_checkpoint(run / "ar"):
         one = dataclasses.replace(cfg, eval=dataclasses.replace(cfg.eval, clips_per_condition=1))
+        bad = [k for k in continue_from if not 1 <= k < len(scales)]
+        if bad:
+            raise ValueError(f"continue_from: each k must be in 1..{len(scales) - 1}, got {bad}")
         sets.append(generated_clips(one, run, test, seed, "mars"))
+        sets += [continuation_clips(cfg, run, test, seed, k) for k in continue_from]
     for s in sets:
         checkpoints |= s.checkpoints
     vocab = cfg.data.family_vocabulary
@@ -133,6 +142,28 @@ def timbre_stages(cfg: Config, run: str | Path, test: ClipSet | None = None, see
     return {"rows": rows, "families": [vocab[f] for f in present], "n_test": int(len(test.waves)),
             "scales": scales, "seed": seed, "checkpoints": checkpoints,
             "crepe": CREPE_NAME.format(capacity=e.crepe_capacity, frames=e.crepe_frames) if crepe else None}
+
+@torch.no_grad()
+def continuation_clips(cfg: Config, run: Path, test: ClipSet, seed: int, given: int) -> ClipSet:
+    """MARS continuing each test note: its real tokens of scales 1..``given`` kept, the rest sampled.
+
+    Same labels, sampling settings (``evaluate.sampling_settings``), seeds and Griffin-Lim as the
+    ``mars`` stage, so ``given = 0`` would be that stage and ``given = K`` the tokenizer's.
+    """
+    from .autoregressor import sample_tokens, tokens_to_audio
+    from .autoregressor.training import load_ar
+
+    prints = _fingerprints(run, ("tokenizer", "ar"))
+    model, tokenizer = load_ar(run, device=cfg.device)
+    tcfg, settings = tokenizer.cfg, sampling_settings(cfg)
+    waves = []
+    for i, sl in _batches(len(test.waves)):
+        x = to_model_input(waveform_to_input(torch.from_numpy(test.waves[sl]), tcfg.audio), tcfg.cmx)
+        real = tokenizer.encode(x.to(cfg.device))
+        p, f = (torch.as_tensor(a[sl]).to(cfg.device) for a in (test.pitch, test.family))
+        tokens = sample_tokens(model, tokenizer, p, f, seed=seed + i, prefix=real[:given], **settings)
+        waves.append(tokens_to_audio(tokenizer, tokens, seed=seed + i)[1].cpu())
+    return ClipSet(f"mars_from_{given}", torch.cat(waves).numpy(), test.pitch, test.family, prints, settings)
 
 
 def stage_table(result: dict) -> str:

@@ -208,8 +208,69 @@ def test_family_dropout_drops_the_family_alone():
 
 
 @pytest.mark.parametrize("overrides, message", [({"ar.guidance": "pitch"}, "ar.guidance must be one of"),
-                                                ({"ar.family_dropout": 1.0}, "ar.family_dropout must be")])
+                                                ({"ar.family_dropout": 1.0}, "ar.family_dropout must be"),
+                                                ({"ar.dropout": -0.1}, "ar.dropout must be"),
+                                                ({"ar.scale_loss": "mean"}, "ar.scale_loss must be one of")])
 def test_bad_guidance_settings_are_refused(overrides, message):
     from marslib.config import ConfigError
     with pytest.raises(ConfigError, match=message):
         get_config("smoke", overrides)
+
+
+def test_a_prefix_is_kept_and_the_rest_is_sampled_after_it(models):
+    """``prefix`` fixes the first j scales; the later ones are drawn given them (so they change with the prefix)."""
+    cfg, tok, ar = models
+    real = tok.encode(torch.rand(3, *cfg.input_shape) * 2 - 1)
+    free = sample_tokens(ar, tok, PITCH, FAMILY, seed=5)
+    for j in (1, 3):
+        cont = sample_tokens(ar, tok, PITCH, FAMILY, seed=5, prefix=real[:j])
+        assert all(torch.equal(c, r) for c, r in zip(cont[:j], real[:j]))
+        assert [c.shape for c in cont] == [f.shape for f in free]
+        assert not all(torch.equal(c, f) for c, f in zip(cont[j:], free[j:]))
+    _, logits = sample_tokens(ar, tok, PITCH, FAMILY, cfg_scale=0.0, seed=5, prefix=real[:2], return_logits=True)
+    cont = sample_tokens(ar, tok, PITCH, FAMILY, cfg_scale=0.0, seed=5, prefix=real[:2])
+    teacher = ar(PITCH, FAMILY, tok.teacher_forcing_inputs(cont))  # the logits are those of the kept tokens' prefix
+    assert torch.allclose(torch.cat(logits, 1), teacher, atol=1e-4)
+
+
+@pytest.mark.parametrize("bad", ["all", "shape"])
+def test_a_bad_prefix_is_refused(models, bad):
+    cfg, tok, ar = models
+    real = tok.encode(torch.rand(3, *cfg.input_shape) * 2 - 1)
+    prefix = real if bad == "all" else [real[0], real[1][:2]]
+    with pytest.raises(ValueError, match="prefix must be token maps of the first j"):
+        sample_tokens(ar, tok, PITCH, FAMILY, prefix=prefix)
+
+
+def test_scale_loss_weighs_every_scale_alike():
+    """"token": the plain mean over L tokens; "scale": the mean of the per-scale means."""
+    cfg, batch = None, None
+    losses = {}
+    for mode in ("token", "scale"):
+        cfg = get_config("smoke", {"ar.scale_loss": mode})
+        torch.manual_seed(0)
+        tok, ar = Tokenizer(cfg).eval(), _perturb(NextScaleTransformer(cfg.ar, cfg.tokenizer)).eval()
+        if batch is None:
+            tokens = tok.encode(torch.rand(3, *cfg.input_shape) * 2 - 1)
+            batch = (tok.teacher_forcing_inputs(tokens), {"tokens": torch.cat([t.flatten(1) for t in tokens], 1),
+                                                          "pitch": PITCH, "family": FAMILY})
+        losses[mode] = ar.training_losses(batch)
+    t, s = losses["token"], losses["scale"]
+    lengths = torch.tensor([h * w for h, w in cfg.tokenizer.scales], dtype=torch.float)
+    per_scale = torch.stack([t[f"ce_{k}"] for k in range(len(lengths))])
+    assert torch.allclose(t["loss"], (per_scale * lengths).sum() / lengths.sum(), atol=1e-5)
+    assert torch.allclose(s["loss"], per_scale.mean(), atol=1e-5)
+    assert not torch.allclose(s["loss"], t["loss"])
+    assert all(torch.equal(t[f"ce_{k}"], s[f"ce_{k}"]) for k in range(len(lengths)))  # same model, same CE
+
+
+def test_dropout_acts_in_training_only():
+    cfg = get_config("smoke", {"ar.dropout": 0.5})
+    torch.manual_seed(0)
+    tok, ar = Tokenizer(cfg).eval(), _perturb(NextScaleTransformer(cfg.ar, cfg.tokenizer))
+    tf = tok.teacher_forcing_inputs(tok.encode(torch.rand(3, *cfg.input_shape) * 2 - 1))
+    ar.condition.dropout = 0.0  # only the blocks' dropout is random here
+    ar.eval()
+    assert torch.equal(ar(PITCH, FAMILY, tf), ar(PITCH, FAMILY, tf))
+    ar.train()
+    assert not torch.allclose(ar(PITCH, FAMILY, tf), ar(PITCH, FAMILY, tf))

@@ -6,6 +6,7 @@ right clips, per-family numbers that add up, the stages that should equal the
 evaluation's clip sets, and the design-table loader's refusals.
 """
 
+import dataclasses
 import json
 import shutil
 
@@ -13,16 +14,17 @@ import numpy as np
 import pytest
 
 from marslib.checkpoint import CheckpointError
-from marslib.evaluate import ClipSet, tokenizer_clips
+from marslib.evaluate import ClipSet, generated_clips, tokenizer_clips
 from marslib.evaluate import test_clips as held_out_clips  # (not a test: pytest would collect "test_*")
 from marslib.metrics import classify_waveforms, load_classifier
-from marslib.study import biggest_drop, chain, design_table, stage_table, timbre_stages, tokenizer_stages
+from marslib.study import (biggest_drop, chain, continuation_clips, design_table, stage_table, timbre_stages,
+                           tokenizer_stages)
 
 
 @pytest.fixture(scope="module")
 def study(smoke_run):
     cfg, run = smoke_run
-    return cfg, run, timbre_stages(cfg, run, seed=0)
+    return cfg, run, timbre_stages(cfg, run, seed=0, continue_from=(1, len(cfg.tokenizer.scales) - 1))
 
 
 def _weighted(row):
@@ -34,7 +36,8 @@ def test_every_stage_in_chain_order_with_fractions_that_add_up(study):
     cfg, run, result = study
     K = len(cfg.tokenizer.scales)
     stages = [r["stage"] for r in result["rows"]]
-    assert stages == ["real", "griffin_lim", "continuous", *[f"scales_{k}" for k in range(1, K + 1)], "mars"]
+    assert stages == ["real", "griffin_lim", "continuous", *[f"scales_{k}" for k in range(1, K + 1)], "mars",
+                      "mars_from_1", f"mars_from_{K - 1}"]
     assert len([s for s in stages if s.startswith("scales_")]) == K == len(result["scales"])
     test = held_out_clips(cfg)
     vocab = cfg.data.family_vocabulary
@@ -51,6 +54,25 @@ def test_every_stage_in_chain_order_with_fractions_that_add_up(study):
     assert result["rows"][0]["fd_crepe"] == 0.0                      # the reference itself
     assert result["rows"][1]["fd_crepe"] > 0                         # Griffin-Lim changes the audio
     assert set(result["checkpoints"]) == {"classifier", "tokenizer", "ar"}
+    labels = {r["stage"]: r["label"] for r in result["rows"]}
+    assert labels["mars_from_1"] == "MARS, given the real scales 1..1"
+    assert chain(result)[-1] == "mars"                                # continuations are not on the chain
+
+
+def test_a_continuation_keeps_the_real_coarse_scales(smoke_run):
+    """Given every scale but the last, MARS only draws the finest tokens: a note unlike its free
+    generation, with the same sampling and checkpoints; an impossible k is refused."""
+    cfg, run = smoke_run
+    test = held_out_clips(cfg)
+    K = len(cfg.tokenizer.scales)
+    late = continuation_clips(cfg, run, test, 0, K - 1)
+    free = generated_clips(dataclasses.replace(cfg, eval=dataclasses.replace(cfg.eval, clips_per_condition=1)),
+                           run, test, 0, "mars")
+    assert late.name == f"mars_from_{K - 1}" and late.waves.shape == free.waves.shape
+    assert not np.allclose(late.waves, free.waves, atol=1e-4)
+    assert late.sampling == free.sampling and late.checkpoints == {k: free.checkpoints[k] for k in ("tokenizer", "ar")}
+    with pytest.raises(ValueError, match=f"each k must be in 1..{K - 1}"):
+        timbre_stages(cfg, run, crepe=False, continue_from=(K,))
 
 
 def test_real_row_is_the_classifier_on_the_test_audio(study):

@@ -63,9 +63,10 @@ class SelfAttention(nn.Module):
 class AdaLNBlock(nn.Module):
     """Attention + MLP, both conditioned through adaptive LayerNorm (VAR / DiT)."""
 
-    def __init__(self, width: int, heads: int, index: int):
+    def __init__(self, width: int, heads: int, index: int, dropout: float = 0.0):
         super().__init__()
         self.index = index  # position in the stack, used to address the KV cache
+        self.drop = nn.Dropout(dropout)  # on each residual branch (nanoGPT); identity in eval()
         self.norm = nn.LayerNorm(width, elementwise_affine=False)
         self.attn = SelfAttention(width, heads)
         self.mlp = nn.Sequential(nn.Linear(width, 4 * width), nn.GELU(approximate="tanh"),
@@ -78,9 +79,9 @@ class AdaLNBlock(nn.Module):
                 cache: KVCache | None = None) -> torch.Tensor:
         gamma1, gamma2, scale1, scale2, shift1, shift2 = self.ada(cond_BC)[:, None].chunk(6, dim=-1)
         h = self.norm(x_BLC) * (1 + scale1) + shift1
-        x_BLC = x_BLC + gamma1 * self.attn(h, mask_LL, cache, self.index)
+        x_BLC = x_BLC + gamma1 * self.drop(self.attn(h, mask_LL, cache, self.index))
         h = self.norm(x_BLC) * (1 + scale2) + shift2
-        return x_BLC + gamma2 * self.mlp(h)
+        return x_BLC + gamma2 * self.drop(self.mlp(h))
 
 
 class AdaLNHead(nn.Module):

@@ -43,6 +43,7 @@ class NextScaleTransformer(nn.Module):
         self.scales = [tuple(s) for s in tok.scales]
         self.lengths = [h * w for h, w in self.scales]
         self.L, self.first_l, self.V = sum(self.lengths), self.lengths[0], tok.codebook_size
+        self.scale_loss = ar.scale_loss
         c, std = ar.width, (1 / (3 * ar.width)) ** 0.5
         self.condition = ClassCondition(c, n_families, ar.cond_dropout,
                                         family_dropout=ar.family_dropout)
@@ -50,7 +51,7 @@ class NextScaleTransformer(nn.Module):
         self.word_embed = nn.Linear(tok.latent_dim, c)
         self.level_embed = nn.Embedding(len(self.scales), c)
         self.pos_embed = nn.Parameter(torch.randn(1, self.L, c) * std)  # learned 2-D position per scale
-        self.blocks = nn.ModuleList(AdaLNBlock(c, ar.heads, i) for i in range(ar.depth))
+        self.blocks = nn.ModuleList(AdaLNBlock(c, ar.heads, i, ar.dropout) for i in range(ar.depth))
         self.head = AdaLNHead(c, tok.codebook_size)
         level = torch.cat([torch.full((n,), k) for k, n in enumerate(self.lengths)])
         self.register_buffer("level_L", level, persistent=False)
@@ -97,12 +98,17 @@ class NextScaleTransformer(nn.Module):
         return self.head(x_BlC, cond_BC)
 
     def training_losses(self, batch: tuple[torch.Tensor, dict[str, torch.Tensor]]) -> dict[str, torch.Tensor]:
-        """Cross-entropy over all L tokens (a plain mean, as VAR), plus per-scale CE and accuracy."""
+        """Cross-entropy, per-scale CE ``ce_k`` and accuracy.
+
+        ``ar.scale_loss = "token"``: the plain mean over all L tokens (VAR), so scale k
+        weighs ``l_k / L`` and the 1-token first scale, which fixes the whole note's
+        envelope, 1/261 on the course grid.  ``"scale"``: the mean of the K per-scale
+        means, every scale alike.
+        """
         x_BlD, labels = batch
         tokens_BL = labels["tokens"]
         logits = self(labels["pitch"], labels["family"], x_BlD)
         ce_BL = F.cross_entropy(logits.transpose(1, 2), tokens_BL, reduction="none")
-        terms = {"loss": ce_BL.mean(), "accuracy": (logits.argmax(-1) == tokens_BL).float().mean()}
-        for k in range(len(self.scales)):
-            terms[f"ce_{k}"] = ce_BL[:, self.scale_slice(k)].mean()
-        return terms
+        per_scale = {f"ce_{k}": ce_BL[:, self.scale_slice(k)].mean() for k in range(len(self.scales))}
+        loss = ce_BL.mean() if self.scale_loss == "token" else torch.stack(list(per_scale.values())).mean()
+        return {"loss": loss, "accuracy": (logits.argmax(-1) == tokens_BL).float().mean(), **per_scale}

@@ -34,7 +34,7 @@ class RasterTransformer(nn.Module):
                                         family_dropout=ar.family_dropout)
         self.token_embed = nn.Embedding(codebook_size, c)
         self.pos_embed = nn.Parameter(torch.randn(1, self.L, c) * std)
-        self.blocks = nn.ModuleList(AdaLNBlock(c, ar.heads, i) for i in range(ar.depth))
+        self.blocks = nn.ModuleList(AdaLNBlock(c, ar.heads, i, ar.dropout) for i in range(ar.depth))
         self.head = AdaLNHead(c, codebook_size)
         self.register_buffer("mask_LL", torch.ones(self.L, self.L, dtype=torch.bool).tril(), persistent=False)
 

@@ -40,9 +40,13 @@ def check_labels(pitch_B: torch.Tensor, family_B: torch.Tensor, n_families: int)
 def sample_tokens(model: NextScaleTransformer, tokenizer: Tokenizer, pitch_B: torch.Tensor,
                   family_B: torch.Tensor, cfg_scale: float = 2.0, temperature: float = 1.0, top_k: int = 0,
                   top_p: float = 0.0, seed: int = 0, use_cache: bool = True, progress: bool = False,
-                  return_logits: bool = False, guidance: str = "joint"):
+                  return_logits: bool = False, guidance: str = "joint",
+                  prefix: list[torch.Tensor] | None = None):
     """Generate token maps ``[K x (B, h_k, w_k)]`` for the given labels.
 
+    ``prefix``: token maps ``[j x (B, h_k, w_k)]`` of the first j < K scales (e.g. a real
+    note's, from ``tokenizer.encode``), kept as given: the model only continues the note
+    from scale j + 1 on (the timbre study asks how much each predicted scale costs).
     With ``return_logits`` also returns the guided logits of every scale
     ``[K x (B, l_k, V)]`` (what the cache test compares).  Bad sampling options
     (``temperature <= 0``, ``top_k < 0``, ``top_p`` outside [0, 1], ``cfg_scale < 0``)
@@ -58,6 +62,10 @@ def sample_tokens(model: NextScaleTransformer, tokenizer: Tokenizer, pitch_B: to
     pitch_B, family_B = pitch_B.to(device), family_B.to(device)
     check_labels(pitch_B, family_B, model.condition.null_family)
     b, guided = pitch_B.shape[0], cfg_scale != 0
+    prefix = [] if prefix is None else [t.to(device) for t in prefix]
+    if len(prefix) >= len(model.scales) or any(t.shape != (b, *hw) for t, hw in zip(prefix, model.scales)):
+        raise ValueError(f"prefix must be token maps of the first j < {len(model.scales)} scales "
+                         f"{[(b, *hw) for hw in model.scales[:-1]]}, got {[tuple(t.shape) for t in prefix]}")
     if guided:  # one batch of 2B: conditional rows first, then the negative branch
         neg_p, neg_f = model.condition.negative(pitch_B, family_B, guidance)
         pitch_B, family_B = torch.cat([pitch_B, neg_p]), torch.cat([family_B, neg_f])
@@ -65,14 +73,14 @@ def sample_tokens(model: NextScaleTransformer, tokenizer: Tokenizer, pitch_B: to
     gen = torch.Generator(device=device).manual_seed(seed)
     cache = KVCache(len(model.blocks)) if use_cache else None
     x = model.embed_scale(0, model.start_tokens(cond))     # (2B, first_l, C)
-    prefix, f_hat, indices, all_logits = x, 0, [], []
+    seen, f_hat, indices, all_logits = x, 0, [], []
     K = len(model.scales)
     for k in tqdm(range(K), desc="sampling scales", disable=not progress):
         if use_cache:
             logits = model.step(x, cond, cache)
-        else:  # the whole prefix, masked like training; keep the last scale's rows
-            mask = model.mask_LL[: prefix.shape[1], : prefix.shape[1]]
-            h = prefix
+        else:  # everything seen so far, masked like training; keep the last scale's rows
+            mask = model.mask_LL[: seen.shape[1], : seen.shape[1]]
+            h = seen
             for block in model.blocks:
                 h = block(h, cond, mask)
             logits = model.head(h, cond)[:, -model.lengths[k]:]
@@ -80,14 +88,15 @@ def sample_tokens(model: NextScaleTransformer, tokenizer: Tokenizer, pitch_B: to
             t = cfg_scale * k / max(1, K - 1)
             logits = (1 + t) * logits[:b] - t * logits[b:]
         all_logits.append(logits)
-        idx = sample_logits(logits, temperature, top_k, top_p, gen).view(b, *model.scales[k])
+        idx = (prefix[k] if k < len(prefix) else
+               sample_logits(logits, temperature, top_k, top_p, gen).view(b, *model.scales[k]))
         indices.append(idx)
         f_hat, nxt = q.next_scale_input(k, f_hat, idx)
         if k + 1 < K:
             x = model.embed_scale(k + 1, model.word_embed(nxt))
             x = torch.cat([x, x]) if guided else x
             if not use_cache:
-                prefix = torch.cat([prefix, x], dim=1)
+                seen = torch.cat([seen, x], dim=1)
     return (indices, all_logits) if return_logits else indices
 
 
