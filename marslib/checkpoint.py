@@ -291,7 +291,7 @@ DEFAULT_MODEL_CONFIG = ("audio", "cmx", "tokenizer")
 _DATA = tuple(f"data.{f.name}" for f in dataclasses.fields(Config().data)
               if f.name not in ("root", "cache_dir", "workers", "source"))
 _AR_TRAINING = ("ar.depth", "ar.width", "ar.heads", "ar.cond_dropout", "ar.family_dropout", "ar.dropout",
-                "ar.scale_loss")
+                "ar.scale_balance")
 TRAINING_CONFIG: dict[str, tuple[str, ...]] = {
     "tokenizer": ("seed", "audio", "cmx", *_DATA, "tokenizer", "train_tokenizer"),
     "ar": ("seed", "audio", "cmx", *_DATA, "tokenizer", *_AR_TRAINING, "train_ar"),

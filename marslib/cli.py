@@ -48,7 +48,7 @@ from .profiles import PROFILES
 # command does not read.  "seed" and "device" say whether the command takes --seed and
 # --device; "*" is everything.  Models that a command loads from checkpoints bring
 # their own config, so e.g. ``evaluate`` reads no ``tokenizer.*`` or ``train_*``.
-AR_MODEL = ("ar.depth", "ar.width", "ar.heads", "ar.cond_dropout", "ar.family_dropout", "ar.dropout", "ar.scale_loss")      # shape and train a transformer
+AR_MODEL = ("ar.depth", "ar.width", "ar.heads", "ar.cond_dropout", "ar.family_dropout", "ar.dropout", "ar.scale_balance")      # shape and train a transformer
 AR_SAMPLING = ("ar.cfg_scale", "ar.temperature", "ar.top_k", "ar.top_p", "ar.guidance")  # read by the command that samples
 CLASSIFIER = ("eval.classifier_channels", "eval.classifier_embed", "train_classifier")
 USES: dict[str, tuple[str, ...]] = {

@@ -155,9 +155,9 @@ class ARConfig:
     family_dropout: float = 0.0     # the family label alone dropped, pitch kept: teaches p(x | pitch), the
                                     # negative branch of family-only guidance (ours)
     dropout: float = 0.0            # residual dropout after attention and MLP (nanoGPT's); 0 = off
-    scale_loss: str = "token"       # how the loss weighs scales: "token" = every token alike (VAR's plain
-                                    # mean, so the 1-token first scale weighs 1/L); "scale" = every scale
-                                    # alike (ours: the coarse scales that fix the envelope count as much)
+    scale_balance: float = 0.0      # how the loss weighs scales: 0 = every token alike (VAR's plain mean, so
+                                    # the 1-token first scale weighs 1/L); 1 = every scale alike; between:
+                                    # a mix of the two (ours: the coarse scales fix the whole note)
     cfg_scale: float = 2.0          # classifier-free guidance strength at the finest scale
     guidance: str = "joint"         # what guidance pushes toward: "joint" = (pitch, family) vs neither (VAR);
                                     # "family" = (pitch, family) vs (pitch, no family): timbre only (ours)
@@ -455,8 +455,9 @@ def validate(cfg: Config) -> None:
     for name in ("cond_dropout", "family_dropout", "dropout"):
         if not 0 <= getattr(cfg.ar, name) < 1:
             raise ConfigError(f"ar.{name} must be a probability in [0, 1), got {getattr(cfg.ar, name)!r}")
-    if cfg.ar.scale_loss not in SCALE_LOSSES:
-        raise ConfigError(f"ar.scale_loss must be one of {SCALE_LOSSES}, got {cfg.ar.scale_loss!r}")
+    if not 0 <= cfg.ar.scale_balance <= 1:
+        raise ConfigError(f"ar.scale_balance must be in [0, 1] (0 = VAR's mean over tokens, 1 = every scale "
+                          f"alike), got {cfg.ar.scale_balance!r}")
     e = cfg.eval
     if e.crepe_capacity not in ("full", "tiny"):
         raise ConfigError(f"eval.crepe_capacity must be 'full' or 'tiny', got {e.crepe_capacity!r}")
@@ -480,7 +481,6 @@ def check_families(trained: Config, cfg: Config, where: object) -> None:
 SAMPLING_NAMES = {"temperature": "temperature", "top_k": "top_k", "top_p": "top_p", "cfg_scale": "cfg_scale",
                   "guidance": "guidance"}
 GUIDANCE_MODES = ("joint", "family")
-SCALE_LOSSES = ("token", "scale")
 
 
 def check_sampling(temperature: float, top_k: int, top_p: float, cfg_scale: float = 0.0,

@@ -795,9 +795,9 @@ save(fig, "timbre_stages")
 # **What to expect on `course`** (148 held-out test notes; `docs/timbre.md` §2, the
 # fresh clone's `make reproduce`): the judge recognises the family of **98 %** of real
 # notes and 94 % after Griffin-Lim, **≈ 55 %** after the continuous latent and
-# **≈ 52 %** after the tokenizer's 7 scales. MARS's *generated* notes reach only about
-# **18 %** (notebook 04's evaluation of the same run): the transformer loses more of the
-# family than the tokenizer does.
+# **≈ 52 %** after the tokenizer's 7 scales. MARS's *generated* notes reach about
+# **32 %** (notebook 04's evaluation; `docs/timbre.md` §3): the transformer loses more of
+# the family than the tokenizer does.
 
 # %% [markdown]
 # How to read it. The scales add up coarse to fine, so the family accuracy usually rises

@@ -598,9 +598,9 @@ for name, r_ in rows:  # the same numbers as text
 print(f"target (course profile): accuracy >= 0.80; this run ({cfg.profile}): {acc['accuracy']:.2f}")
 
 # %% [markdown]
-# **What to expect on `course`.** The committed `reports/REPORT.md` (course profile,
-# seed 0, `mars evaluate` on all 148 held-out conditions, one note each) measured
-# **≈ 99 %** of MARS's notes within ±1 semitone (98.6 % by pYIN and by CREPE), against
+# **What to expect on `course`.** `mars evaluate` on all 148 held-out conditions (course
+# profile, seed 0, one note each; `docs/timbre.md` §3, `reports/REPORT.md`) measured
+# **≈ 99 %** of MARS's notes within ±1 semitone (99.3 % by CREPE), against
 # 94 % for real notes through Griffin-Lim: the pitch label is learnt. This notebook
 # scores 48 conditions in `course`, so expect the same within a few points. In `smoke`
 # the transformer has trained for seconds and any number can come out.
@@ -704,11 +704,11 @@ display(HTML(f"<table><tr><th>family</th><th>real note</th><th>MARS, MIDI {grid_
 
 # %% [markdown]
 # **What to expect on `course`.** The family half of the label is where MARS falls
-# short: the evaluation's classifier recognises the requested family in only **≈ 18 %**
-# of MARS's notes (`docs/timbre.md` §2: 18.2 %, 95 % interval 12–25 %, fresh clone's
-# `make reproduce`; `reports/REPORT.md`: 17 %), against 98 % for real notes and ≈ 52 % for
-# the tokenizer's reconstructions (chance: 1 in 11). Expect most rows of the grid to share
-# one colour; `docs/timbre.md` records where the family is lost and what we tried.
+# short: the evaluation's classifier recognises the requested family in only **≈ 32 %**
+# of MARS's notes (`docs/timbre.md` §3: 32.4 %, 95 % interval 25–40 %; 18 % before the
+# loss weighed the coarse scales, `ar.scale_balance`), against 98 % for real notes and
+# ≈ 52 % for the tokenizer's reconstructions (chance: 1 in 11). Expect many rows of the
+# grid to share a colour; `docs/timbre.md` records where the family is lost and what we tried.
 
 # %% [markdown]
 # ## 8. Classifier-free guidance

@@ -712,13 +712,12 @@ fig = plot_evaluation_bars({"rows": rows})
 save(fig, "evaluation_bars")
 
 # %% [markdown]
-# **What to expect on `course`** (148 held-out conditions, seed 0). The committed
-# `reports/REPORT.md` measured FD CREPE ≈ **194** for the floor, **476** for the tokenizer
-# ceiling and **743** for MARS (raster baseline: 3865), MARS's pitch right in **≈ 99 %**
-# of its notes (pYIN and CREPE) and its family recognised in **17 %**. With the current
-# 16 × 8 tokenizer, a fresh clone's evaluation (`docs/timbre.md` §2) gave MARS a family
-# accuracy of **18 %** (95 % interval 12–25 %) and FD CREPE 853 (733–985), and its tokenizer
-# 53 %. In `smoke`, the models have trained for seconds: only the machinery is tested.
+# **What to expect on `course`** (148 held-out conditions, seed 0; `docs/timbre.md` §2–3,
+# `reports/REPORT.md`). FD CREPE ≈ **194** for the floor, ≈ **480** for the tokenizer
+# ceiling and ≈ **730** for MARS (95 % interval about 630–875), MARS's pitch right in
+# **≈ 99 %** of its notes (pYIN and CREPE) and its family recognised in **≈ 32 %**
+# (interval 25–40 %; the tokenizer: 53 %). In `smoke`, the models have trained for
+# seconds: only the machinery is tested.
 
 # %% [markdown]
 # How to read the table, in any profile:

@@ -210,7 +210,7 @@ def test_family_dropout_drops_the_family_alone():
 @pytest.mark.parametrize("overrides, message", [({"ar.guidance": "pitch"}, "ar.guidance must be one of"),
                                                 ({"ar.family_dropout": 1.0}, "ar.family_dropout must be"),
                                                 ({"ar.dropout": -0.1}, "ar.dropout must be"),
-                                                ({"ar.scale_loss": "mean"}, "ar.scale_loss must be one of")])
+                                                ({"ar.scale_balance": 1.5}, "ar.scale_balance must be in")])
 def test_bad_guidance_settings_are_refused(overrides, message):
     from marslib.config import ConfigError
     with pytest.raises(ConfigError, match=message):
@@ -242,12 +242,12 @@ def test_a_bad_prefix_is_refused(models, bad):
         sample_tokens(ar, tok, PITCH, FAMILY, prefix=prefix)
 
 
-def test_scale_loss_weighs_every_scale_alike():
-    """"token": the plain mean over L tokens; "scale": the mean of the per-scale means."""
+def test_scale_balance_mixes_the_token_and_the_scale_mean():
+    """0: the plain mean over L tokens; 1: the mean of the per-scale means; 0.25: a quarter of the way."""
     cfg, batch = None, None
     losses = {}
-    for mode in ("token", "scale"):
-        cfg = get_config("smoke", {"ar.scale_loss": mode})
+    for mode in (0.0, 1.0, 0.25):
+        cfg = get_config("smoke", {"ar.scale_balance": mode})
         torch.manual_seed(0)
         tok, ar = Tokenizer(cfg).eval(), _perturb(NextScaleTransformer(cfg.ar, cfg.tokenizer)).eval()
         if batch is None:
@@ -255,12 +255,13 @@ def test_scale_loss_weighs_every_scale_alike():
             batch = (tok.teacher_forcing_inputs(tokens), {"tokens": torch.cat([t.flatten(1) for t in tokens], 1),
                                                           "pitch": PITCH, "family": FAMILY})
         losses[mode] = ar.training_losses(batch)
-    t, s = losses["token"], losses["scale"]
+    t, s, q = losses[0.0], losses[1.0], losses[0.25]
     lengths = torch.tensor([h * w for h, w in cfg.tokenizer.scales], dtype=torch.float)
     per_scale = torch.stack([t[f"ce_{k}"] for k in range(len(lengths))])
     assert torch.allclose(t["loss"], (per_scale * lengths).sum() / lengths.sum(), atol=1e-5)
     assert torch.allclose(s["loss"], per_scale.mean(), atol=1e-5)
     assert not torch.allclose(s["loss"], t["loss"])
+    assert torch.allclose(q["loss"], 0.75 * t["loss"] + 0.25 * s["loss"], atol=1e-5)
     assert all(torch.equal(t[f"ce_{k}"], s[f"ce_{k}"]) for k in range(len(lengths)))  # same model, same CE
 
 

@@ -43,7 +43,7 @@ class NextScaleTransformer(nn.Module):
         self.scales = [tuple(s) for s in tok.scales]
         self.lengths = [h * w for h, w in self.scales]
         self.L, self.first_l, self.V = sum(self.lengths), self.lengths[0], tok.codebook_size
-        self.scale_loss = ar.scale_loss
+        self.scale_balance = ar.scale_balance
         c, std = ar.width, (1 / (3 * ar.width)) ** 0.5
         self.condition = ClassCondition(c, n_families, ar.cond_dropout,
                                         family_dropout=ar.family_dropout)
@@ -100,15 +100,16 @@ class NextScaleTransformer(nn.Module):
     def training_losses(self, batch: tuple[torch.Tensor, dict[str, torch.Tensor]]) -> dict[str, torch.Tensor]:
         """Cross-entropy, per-scale CE ``ce_k`` and accuracy.
 
-        ``ar.scale_loss = "token"``: the plain mean over all L tokens (VAR), so scale k
-        weighs ``l_k / L`` and the 1-token first scale, which fixes the whole note's
-        envelope, 1/261 on the course grid.  ``"scale"``: the mean of the K per-scale
-        means, every scale alike.
+        ``ar.scale_balance`` = b mixes two means: ``(1 - b) * token + b * scale``.  ``token`` is
+        the plain mean over all L tokens (VAR), where scale k weighs ``l_k / L``, so the
+        1-token first scale, which fixes the whole note, weighs 1/261 on the course grid;
+        ``scale`` is the mean of the K per-scale means, every scale alike.
         """
         x_BlD, labels = batch
         tokens_BL = labels["tokens"]
         logits = self(labels["pitch"], labels["family"], x_BlD)
         ce_BL = F.cross_entropy(logits.transpose(1, 2), tokens_BL, reduction="none")
         per_scale = {f"ce_{k}": ce_BL[:, self.scale_slice(k)].mean() for k in range(len(self.scales))}
-        loss = ce_BL.mean() if self.scale_loss == "token" else torch.stack(list(per_scale.values())).mean()
+        b = self.scale_balance
+        loss = (1 - b) * ce_BL.mean() + b * torch.stack(list(per_scale.values())).mean()
         return {"loss": loss, "accuracy": (logits.argmax(-1) == tokens_BL).float().mean(), **per_scale}
