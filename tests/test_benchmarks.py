@@ -193,3 +193,33 @@ def test_timbre_study(smoke_run, tmp_path, capsys):
     assert res["chain"] == ["real", "griffin_lim", "continuous", f"scales_{K}", "mars"]
     assert all(0 <= r["family_acc"] <= 1 and r["fd_crepe"] >= 0 for r in res["rows"])
     assert res["provenance"]["profile"] == "smoke" and res["config"]["eval"]["max_conditions"] == 6
+
+
+def test_diffwave_diagnosis(smoke_run, tmp_path, capsys):
+    """Every row of the DiffWave diagnosis on a smoke run; the spectral-prior variant trains its smoke steps."""
+    import shutil
+
+    from marslib.baselines import build
+    from marslib.checkpoint import has_checkpoint, save_checkpoint
+
+    cfg, run = smoke_run
+    mine = tmp_path / "run"  # the fixture is read-only: a run of our own with its classifier
+    shutil.copytree(run / "classifier", mine / "classifier")
+    save_checkpoint(mine / "diffwave", build("diffwave", cfg), cfg, "diffwave", 1)  # untrained: eps_theta = 0
+    out = tmp_path / "diffwave.json"
+    res = _load("diffwave_diagnosis").main(["--run", str(mine), "--profile", "smoke", "--data-dir", cfg.data.root,
+                                            "--clips", "6", "--full-clips", "2", "--prior", "--json", str(out)])
+    rows = {r["variant"]: r for r in res["rows"]}
+    assert list(rows) == ["real (held out)", "trained, fast", "trained, full", "untrained, fast",
+                          "prior, untrained, fast", "prior, trained, fast"]
+    assert [r["clips"] for r in res["rows"]] == [6, 6, 2, 6, 6, 6]
+    real = rows["real (held out)"]
+    assert real["spec_l1"] == 0 and abs(real["rms_ratio"] - 1) < 1e-6
+    # The "trained" checkpoint here is a fresh model, so it is the sampler alone: the control's clips exactly.
+    assert rows["trained, fast"]["spec_l1"] == rows["untrained, fast"]["spec_l1"]
+    # The shaped prior alone already follows the real spectrogram far better than white noise.
+    assert rows["prior, untrained, fast"]["spec_l1"] < rows["untrained, fast"]["spec_l1"]
+    assert has_checkpoint(mine / "diffwave_spectral_prior")
+    assert all(0 <= r["pitch_pyin"] <= 1 and 0 <= r["family"] <= 1 for r in res["rows"])
+    assert res["table"] in capsys.readouterr().out
+    assert json.loads(out.read_text()) == json.loads(json.dumps(res))
