@@ -16,6 +16,7 @@ from typing import Callable
 
 import torch
 
+from marslib.config import Config, get_config, parse_overrides
 from marslib.runtime import sync
 
 
@@ -27,6 +28,31 @@ def add_common_args(parser: argparse.ArgumentParser, repeats: int = 5) -> None:
                         help="torch.set_num_threads (0 = leave torch's default)")
     parser.add_argument("--device", choices=("cpu", "cuda"), default="cpu")
     parser.add_argument("--json", type=Path, default=None, help="also write the results to this JSON file")
+
+
+def add_run_args(parser: argparse.ArgumentParser, needs: str, name: str) -> None:
+    """The options of a benchmark that judges a trained run (not a timing one): ``--run --profile
+    --data-dir --set`` first, then ``--threads --device --json`` (call it last: the ones it adds end
+    the help).  ``needs`` lists the run's folders; results go by default to ``results/<name>_<profile>.json``."""
+    parser.add_argument("--run", type=Path, default=None, help=f"run folder with {needs} (default: runs/<profile>)")
+    parser.add_argument("--profile", default="course", help="the run's profile (default: course)")
+    parser.add_argument("--data-dir", default=None, help="dataset folder (default: the profile's data.root)")
+    parser.add_argument("--set", nargs="*", action="extend", default=[], metavar="KEY=VALUE",
+                        help="config overrides, e.g. eval.max_conditions=50 (as `mars --set`)")
+    parser.add_argument("--threads", type=int, default=0, help="torch.set_num_threads (0 = leave torch's default)")
+    parser.add_argument("--device", choices=("cpu", "cuda"), default="cpu")
+    parser.add_argument("--json", type=Path, default=None,
+                        help=f"where to write the results (default: benchmarks/results/{name}_<profile>.json)")
+
+
+def run_config(args: argparse.Namespace, **overrides) -> tuple[Config, Path, dict]:
+    """``(cfg, run, overrides)`` from :func:`add_run_args`' options (plus ``overrides``, e.g. a seed)."""
+    over = parse_overrides(args.set)
+    if args.data_dir:
+        over["data.root"] = args.data_dir
+    over.update(overrides)
+    cfg = get_config(args.profile, {**over, "device": args.device})
+    return cfg, args.run or Path("runs") / cfg.profile, over
 
 
 def setup(args: argparse.Namespace) -> torch.device:

@@ -41,13 +41,12 @@ import torch
 import torch.nn.functional as F
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import environment, setup, write_json  # noqa: E402
+from common import add_run_args, environment, run_config, setup, write_json  # noqa: E402
 
 from marslib.audio import denormalise, waveform_to_input  # noqa: E402
 from marslib.baselines import load_baseline, run_batched  # noqa: E402
 from marslib.baselines.common import random_crop, seeded_noise  # noqa: E402
 from marslib.baselines.diffwave import DiffWave  # noqa: E402
-from marslib.config import get_config, parse_overrides  # noqa: E402
 from marslib.data import ensure_dataset, wave_store  # noqa: E402
 from marslib.evaluate import test_clips  # noqa: E402
 from marslib.metrics import load_classifier  # noqa: E402
@@ -150,12 +149,6 @@ def table(rows: list[dict]) -> str:
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--run", type=Path, default=None, help="run folder with diffwave/ and classifier/ "
-                                                          "(default: runs/<profile>)")
-    p.add_argument("--profile", default="course", help="the run's profile (default: course)")
-    p.add_argument("--data-dir", default=None, help="dataset folder (default: the profile's data.root)")
-    p.add_argument("--set", nargs="*", action="extend", default=[], metavar="KEY=VALUE",
-                   help="config overrides (as `mars --set`)")
     p.add_argument("--clips", type=int, default=48, help="held-out notes judged (evenly spaced; default 48)")
     p.add_argument("--full-clips", type=int, default=16,
                    help="of those, how many go through the full chain (default 16; 0 = skip the row)")
@@ -163,21 +156,14 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                    help="add the spectral-prior rows (trains <run>/diffwave_spectral_prior if absent)")
     p.add_argument("--prior-floor", type=float, default=SpectralPriorDiffWave.floor,
                    help="the prior filter's floor relative to the clip's peak (default 0.02)")
-    p.add_argument("--threads", type=int, default=0, help="torch.set_num_threads (0 = leave torch's default)")
-    p.add_argument("--device", choices=("cpu", "cuda"), default="cpu")
-    p.add_argument("--json", type=Path, default=None,
-                   help="where to write the results (default: benchmarks/results/diffwave_diagnosis_<profile>.json)")
+    add_run_args(p, "diffwave/ and classifier/", "diffwave_diagnosis")
     return p.parse_args(argv)
 
 
 def main(argv: list[str] | None = None) -> dict:
     args = parse_args(argv)
     device = setup(args)
-    over = parse_overrides(args.set)
-    if args.data_dir:
-        over["data.root"] = args.data_dir
-    cfg = get_config(args.profile, {**over, "device": args.device})
-    run = args.run or Path("runs") / cfg.profile
+    cfg, run, over = run_config(args)
     if not (run / "diffwave").exists():
         raise SystemExit(f"{run / 'diffwave'} not found: train it first (mars train diffwave --out {run})")
     SpectralPriorDiffWave.floor = args.prior_floor

@@ -36,9 +36,8 @@ from pathlib import Path
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import environment, setup, write_json  # noqa: E402
+from common import add_run_args, environment, run_config, setup, write_json  # noqa: E402
 
-from marslib.config import get_config, parse_overrides  # noqa: E402
 from marslib.provenance import provenance  # noqa: E402
 from marslib.study import biggest_drop, chain, stage_table, timbre_stages  # noqa: E402
 
@@ -47,34 +46,19 @@ RESULTS = Path(__file__).resolve().parent / "results"
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--run", type=Path, default=None, help="run folder with classifier/, tokenizer/ [, ar/] "
-                                                          "(default: runs/<profile>)")
-    p.add_argument("--profile", default="course", help="the run's profile (default: course)")
-    p.add_argument("--data-dir", default=None, help="dataset folder (default: the profile's data.root)")
-    p.add_argument("--set", nargs="*", action="extend", default=[], metavar="KEY=VALUE",
-                   help="config overrides, e.g. eval.max_conditions=50 ar.cfg_scale=4 (as `mars --set`)")
     p.add_argument("--seed", type=int, default=None, help="Griffin-Lim and sampling seed (default: the profile's)")
     p.add_argument("--no-crepe", action="store_true", help="skip FD CREPE (family accuracy only; faster)")
     p.add_argument("--no-generate", action="store_true", help="skip the MARS stage even if <run>/ar exists")
     p.add_argument("--continue-from", type=int, nargs="*", default=[], metavar="K",
                    help="also let MARS continue each real test note after its first K scales (one stage per K)")
-    p.add_argument("--threads", type=int, default=0, help="torch.set_num_threads (0 = leave torch's default)")
-    p.add_argument("--device", choices=("cpu", "cuda"), default="cpu")
-    p.add_argument("--json", type=Path, default=None,
-                   help="where to write the results (default: benchmarks/results/timbre_study_<profile>.json)")
+    add_run_args(p, "classifier/, tokenizer/ [, ar/]", "timbre_study")
     return p.parse_args(argv)
 
 
 def main(argv: list[str] | None = None) -> dict:
     args = parse_args(argv)
     device = setup(args)
-    over = parse_overrides(args.set)
-    if args.data_dir:
-        over["data.root"] = args.data_dir
-    if args.seed is not None:
-        over["seed"] = args.seed
-    cfg = get_config(args.profile, {**over, "device": args.device})
-    run = args.run or Path("runs") / cfg.profile
+    cfg, run, over = run_config(args, **({} if args.seed is None else {"seed": args.seed}))
     t0 = time.perf_counter()
     result = timbre_stages(cfg, run, seed=cfg.seed, crepe=not args.no_crepe, generate=not args.no_generate,
                            continue_from=tuple(args.continue_from))
