@@ -154,7 +154,8 @@ def test_gpu_workflow_runs_every_notebook_on_cuda_in_the_gpu_profile():
 def test_gpu_workflow_runs_every_benchmark_writing_json():
     cmds = commands(load(GPU))
     scripts = sorted(p.name for p in (ROOT / "benchmarks").glob("*.py") if p.name != "common.py")
-    assert scripts == ["data_loading.py", "sampling_speed.py", "timbre_study.py", "tokenizer_cmx_vs_full.py"]
+    assert scripts == ["data_loading.py", "diffwave_diagnosis.py", "sampling_speed.py", "timbre_study.py",
+                       "tokenizer_cmx_vs_full.py"]
     for script in scripts:
         runs = [c for c in cmds if c[:2] == ["python", f"benchmarks/{script}"]]
         assert len(runs) == 1, script
