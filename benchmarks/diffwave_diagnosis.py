@@ -65,7 +65,11 @@ class SpectralPriorDiffWave(DiffWave):
     nothing learned, and that control, not the network, supplies the pitch.
     """
 
-    floor = 0.02  # the filter's floor, relative to the clip's peak magnitude (-34 dB)
+    FLOOR = 0.02  # the filter's default floor, relative to the clip's peak magnitude (-34 dB)
+
+    def __init__(self, cfg, floor: float = FLOOR):
+        super().__init__(cfg)
+        self.floor = floor
 
     def filter_BFT(self, spec_BFT: torch.Tensor) -> torch.Tensor:
         """Normalised log-magnitude ``(B, F, T)`` -> the noise filter ``D`` ``(B, F + 1, T + 1)``."""
@@ -114,15 +118,15 @@ class SpectralPriorDiffWave(DiffWave):
         return x
 
 
-def fresh(cls: type, cfg) -> DiffWave:
+def fresh(cls: type, cfg, **kwargs) -> DiffWave:
     torch.manual_seed(cfg.seed)
-    return cls(cfg).eval()
+    return cls(cfg, **kwargs).eval()
 
 
-def spectral_prior_model(cfg, run: Path, progress: bool) -> SpectralPriorDiffWave:
+def spectral_prior_model(cfg, run: Path, floor: float, progress: bool) -> SpectralPriorDiffWave:
     """The prior variant trained for ``cfg.diffwave.train`` into ``<run>/diffwave_spectral_prior``
     (loaded when that checkpoint is complete; a stopped one resumes)."""
-    model = fresh(SpectralPriorDiffWave, cfg).train()
+    model = fresh(SpectralPriorDiffWave, cfg, floor=floor).train()
     train(model, cfg, cfg.diffwave.train, wave_store(cfg, "train"), run / "diffwave_spectral_prior", "diffwave",
           valid_data=wave_store(cfg, "valid"), resume=True, progress=progress)
     return model.eval()
@@ -154,7 +158,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                    help="of those, how many go through the full chain (default 16; 0 = skip the row)")
     p.add_argument("--prior", action="store_true",
                    help="add the spectral-prior rows (trains <run>/diffwave_spectral_prior if absent)")
-    p.add_argument("--prior-floor", type=float, default=SpectralPriorDiffWave.floor,
+    p.add_argument("--prior-floor", type=float, default=SpectralPriorDiffWave.FLOOR,
                    help="the prior filter's floor relative to the clip's peak (default 0.02)")
     add_run_args(p, "diffwave/ and classifier/", "diffwave_diagnosis")
     return p.parse_args(argv)
@@ -166,7 +170,6 @@ def main(argv: list[str] | None = None) -> dict:
     cfg, run, over = run_config(args)
     if not (run / "diffwave").exists():
         raise SystemExit(f"{run / 'diffwave'} not found: train it first (mars train diffwave --out {run})")
-    SpectralPriorDiffWave.floor = args.prior_floor
     ensure_dataset(cfg)
     test = test_clips(cfg)
     pick = np.unique(np.linspace(0, len(test.waves) - 1, min(args.clips, len(test.waves))).round().astype(int))
@@ -176,8 +179,8 @@ def main(argv: list[str] | None = None) -> dict:
     models = {"trained": load_baseline("diffwave", run / "diffwave", cfg, device=cfg.device),
               "untrained": fresh(DiffWave, cfg).to(cfg.device)}
     if args.prior:
-        models["prior, untrained"] = fresh(SpectralPriorDiffWave, cfg).to(cfg.device)
-        models["prior, trained"] = spectral_prior_model(cfg, run, progress=True).to(cfg.device)
+        models["prior, untrained"] = fresh(SpectralPriorDiffWave, cfg, floor=args.prior_floor).to(cfg.device)
+        models["prior, trained"] = spectral_prior_model(cfg, run, args.prior_floor, progress=True).to(cfg.device)
     plan = [("trained, fast", "trained", True, len(pick)), ("trained, full", "trained", False, args.full_clips),
             ("untrained, fast", "untrained", True, len(pick))]
     if args.prior:
