@@ -18,7 +18,6 @@ saves compute against; :func:`step_costs` times all three.
 from __future__ import annotations
 
 import dataclasses
-from contextlib import nullcontext
 from pathlib import Path
 
 import torch
@@ -28,7 +27,7 @@ from .cmx import to_model_input
 from .config import Config, validate
 from .runtime import saved_tensor_bytes, time_interleaved
 from .tokenizer import Tokenizer
-from .train import make_optimizer
+from .train import autocast, make_optimizer
 
 REPRESENTATIONS = ("full", "cmx", "truncate")
 TRUNCATE_DIR = "truncate"
@@ -87,7 +86,8 @@ def tokenizer_train_step(cfg: Config, batch_size: int, device: torch.device | st
     """A tokenizer, its optimizer and a random batch for ``cfg``; returns ``(model, step)``.
 
     ``step()`` is one full training step: forward, composite loss, backward,
-    gradient clipping, AdamW (AMP on CUDA if ``train_tokenizer.amp``).  Random
+    gradient clipping, AdamW (bf16 autocast if ``train_tokenizer.amp``, as
+    :func:`marslib.train.autocast` decides).  Random
     inputs: cost does not depend on the values.
     """
     device = torch.device(device)
@@ -96,8 +96,7 @@ def tokenizer_train_step(cfg: Config, batch_size: int, device: torch.device | st
     opt = make_optimizer(model, cfg.train_tokenizer)
     spec = torch.rand(batch_size, 1, *cfg.spec_shape, device=device) * 2 - 1  # normalised log-magnitude
     x = to_model_input(spec, cfg.cmx).contiguous()
-    amp = (torch.autocast("cuda", dtype=torch.bfloat16)
-           if cfg.train_tokenizer.amp and device.type == "cuda" else nullcontext())
+    amp = autocast(device, cfg.train_tokenizer.amp)
 
     def step() -> None:
         with amp:

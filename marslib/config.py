@@ -196,7 +196,7 @@ class TrainConfig:
     grad_clip: float = 1.0
     eval_every: int = 250
     checkpoint_every: int = 500
-    amp: bool = False               # mixed precision; honoured on CUDA only
+    amp: bool = False               # bf16 autocast on CUDA, and on CPUs with native bf16 (train.autocast)
 
     def scaled(self, fraction: float) -> "TrainConfig":
         """This schedule with ``fraction`` (<= 1) of its steps (at least 1); warm-up, evaluation

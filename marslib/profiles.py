@@ -71,8 +71,11 @@ def _course() -> Config:
         data=DataConfig(pitch_min=60, pitch_max=84),
         tokenizer=TokenizerConfig(channels=32, downsample=2, time_downsample=8, detail_weight=1.0,
                                   scales=((1, 1), (2, 1), (4, 2), (6, 3), (8, 4), (12, 6), (16, 8))),
+        # Both models train under bf16 autocast where the CPU has native bf16 (AVX512-BF16 or
+        # AMX; float32 elsewhere, marslib.train.autocast): ~1.6x faster steps, the same
+        # quality within the intervals (docs/timbre.md §4).
         train_tokenizer=TrainConfig(steps=1500, batch_size=32, lr=3e-4, warmup_steps=50,
-                                    eval_every=250, checkpoint_every=250),
+                                    eval_every=250, checkpoint_every=250, amp=True),
         # The transformer's loss weighs every scale half as VAR does (per token) and half alike
         # (ar.scale_balance): the first scales, a handful of tokens that fix the whole note,
         # otherwise weigh 11/261.  Measured on the 148 held-out conditions (docs/timbre.md §3):
@@ -80,7 +83,7 @@ def _course() -> Config:
         # 734 (853), at the same cost; every scale alike (1.0) gave 31 % but 95 % pitch, FD 1065.
         ar=ARConfig(scale_balance=0.5),
         train_ar=TrainConfig(steps=1000, batch_size=32, lr=5e-4, warmup_steps=50,
-                             eval_every=250, checkpoint_every=250),
+                             eval_every=250, checkpoint_every=250, amp=True),
         # The baselines (raster, truncation) get a quarter of MARS's steps so that all five
         # notebooks fit in an hour on 2 cores; notebook 05 shows why this cannot flip the result.
         eval=EvalConfig(baseline_budget=0.25, crepe_frames=4),
@@ -177,10 +180,10 @@ PROFILES = {"smoke": _smoke, "course": _course, "paper": _paper, "gpu_ci": _gpu_
 # so the same work took up to twice as long from one run to the next; treat them as "about".
 MEASURED_TRAIN_MINUTES: dict[str, dict[str, tuple[int, float]]] = {
     "course": {
-        # benchmarks/results/timbre_design_course.json, the kept 16 x 8 design (1 thread, cores shared)
-        "tokenizer": (1500, 28.0),
-        # a fresh `mars reproduce` (c6c30f1): notebook 03's timing.fit_seconds, 1458 s
-        "ar": (1000, 24.3),
+        # bf16 autocast (this CPU has AVX512-BF16), each alone on the two cores, `mars train`'s
+        # wall time (docs/timbre.md §4); in float32 a fresh `make reproduce` took 15.2 and ≈ 24 min
+        "tokenizer": (1500, 10.7),
+        "ar": (1000, 18.5),
         # the same run, from its checkpoints' times: 100 steps in 27 s (plus reading the dataset)
         "classifier": (300, 1.5),
         # the same run, notebook 04 (timing.fit_seconds 401 s in all): 3.9 min + 2.8 min

@@ -83,8 +83,20 @@ def _cpu_model() -> str:
     return platform.processor() or platform.machine() or "unknown"
 
 
+def cpu_has_bf16() -> bool:
+    """Whether this CPU multiplies bf16 natively (AVX512-BF16 or AMX, by oneDNN's check).
+
+    Elsewhere torch emulates bf16 matmuls and convolutions, slower than float32.
+    """
+    try:
+        return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
+    except (AttributeError, RuntimeError):  # a build without oneDNN: no fast bf16
+        return False
+
+
 def _device(name: str) -> dict:
-    out = {"type": name, "name": _cpu_model(), "cpu": _cpu_model(), "threads": torch.get_num_threads()}
+    out = {"type": name, "name": _cpu_model(), "cpu": _cpu_model(), "threads": torch.get_num_threads(),
+           "cpu_bf16": cpu_has_bf16()}  # decides whether `amp` trains in bf16 on the CPU
     if name.startswith("cuda") and torch.cuda.is_available():
         out["name"] = torch.cuda.get_device_name(torch.device(name))
         out["cuda"] = torch.version.cuda

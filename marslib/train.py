@@ -5,7 +5,8 @@ entry is minimised; every other entry is logged.  The loop adds what a serious
 run needs and nothing model-specific:
 
 * AdamW (no decay on biases, norms, embeddings), linear warm-up then cosine decay,
-  gradient clipping, AMP (bfloat16) on CUDA only;
+  gradient clipping, bf16 autocast (``amp``) on CUDA and on CPUs with native bf16
+  (:func:`autocast`);
 * a stateless batch order (epoch ``e`` is ``randperm(N, seed + e)``) and the torch
   RNG saved in every checkpoint, so a run killed at any instant and resumed from
   its last checkpoint reproduces the uninterrupted one bit for bit on CPU;
@@ -29,7 +30,7 @@ import json
 import math
 import signal
 import threading
-from contextlib import nullcontext
+from contextlib import AbstractContextManager, nullcontext
 from pathlib import Path
 
 import torch
@@ -42,9 +43,23 @@ from .checkpoint import (TRAIN_SECTION, TRAINING_CONFIG, CheckpointError, clear_
 from .config import Config, TrainConfig
 from .data.store import as_rows
 from .profiles import expected_train_minutes, format_minutes
+from .provenance import cpu_has_bf16
 from .runtime import atomic_write, init_distributed, resolve_device
 
 Batch = tuple[torch.Tensor, dict[str, torch.Tensor]]
+
+
+def autocast(device: torch.device, enabled: bool) -> AbstractContextManager:
+    """The training step's mixed precision: bf16 autocast when ``enabled`` on CUDA, or on
+    a CPU with native bf16; float32 otherwise (nothing to gain from emulated bf16).
+
+    bf16 keeps float32's exponent range, so no loss scaling; weights, gradients and AdamW
+    state stay float32.  What must stay exact opts out inside the model (the quantizer's
+    nearest-code search, ``MultiScaleQuantizer.forward``).
+    """
+    if enabled and (device.type == "cuda" or (device.type == "cpu" and cpu_has_bf16())):
+        return torch.autocast(device.type, dtype=torch.bfloat16)
+    return nullcontext()
 
 
 class _Losses(nn.Module):
@@ -263,10 +278,11 @@ def train(model: nn.Module, cfg: Config, tcfg: TrainConfig, train_data: Batch, r
     step_fn = _Losses(model)
     if distributed:
         step_fn = nn.parallel.DistributedDataParallel(step_fn, find_unused_parameters=True)
-    amp = torch.autocast("cuda", dtype=torch.bfloat16) if tcfg.amp and device.type == "cuda" else nullcontext()
+    amp = autocast(device, tcfg.amp)
     last = tcfg.steps if stop_after is None else min(tcfg.steps, stop_after)
     if rank == 0:
-        print(training_notice(run_dir, kind, cfg, tcfg, start), flush=True)
+        bf16 = "; bf16 autocast" if isinstance(amp, torch.autocast) and start < tcfg.steps else ""
+        print(training_notice(run_dir, kind, cfg, tcfg, start) + bf16, flush=True)
     bar = tqdm(total=tcfg.steps, initial=start, desc=f"train {kind}", disable=not progress or rank != 0)
 
     def checkpoint(step: int) -> None:

@@ -438,8 +438,10 @@ from marslib.train import batch_indices, lr_factor, train
 show_code(train, lines=("for step, batch in zip", "scheduler.step()"))
 
 # %% [markdown]
-# - `batches` yields the batch of each step; `amp` is bf16 autocast on CUDA and does
-#   nothing on CPU.
+# - `batches` yields the batch of each step; `amp` is bf16 autocast
+#   (`marslib.train.autocast`) on CUDA and on CPUs that multiply bf16 natively (the
+#   `course` profile turns it on: ~1.6× faster steps), plain float32 elsewhere. The
+#   quantizer opts out: its nearest-code search stays float32.
 # - `step_fn(batch)` is the model's own `training_losses` (for the tokenizer, the
 #   composite loss of §3); the loop only needs its `"loss"` entry and logs the rest.
 # - A non-finite loss stops the run at once, naming the step, rather than letting NaNs
@@ -918,7 +920,7 @@ print(json.dumps({k: results[k] for k in ("tokens_per_clip", "bitrate_bps", "tra
 # `ex02_k` is right and, if not, what to look at. Run the notebook above first.
 #
 # Exercises 1-4 change how the tokenizer is trained. Retraining on the notebook's full
-# schedule would take ~15 min each in `course`, and must never touch `run/`, the folder
+# schedule would take ~11 min each in `course`, and must never touch `run/`, the folder
 # notebook 03 reuses. So they take the lab's **cheap path**:
 # `quick_tokenizer(cfg, overrides)` trains the notebook's config with your overrides for
 # **a fifth of the steps** (warm-up and dead-code restart interval scaled alike; same

@@ -158,3 +158,32 @@ def test_initial_model_is_the_seeded_start_and_leaves_the_rng_alone():
     torch.manual_seed(cfg.seed)  # what fit_tokenizer does before building the model it trains
     for (name, p), q in zip(Tokenizer(cfg).state_dict().items(), model.state_dict().values()):
         assert torch.equal(p, q), name
+
+
+def test_autocast_is_bf16_only_where_it_pays(monkeypatch):
+    import marslib.train as train_mod
+    cpu = torch.device("cpu")
+    assert not isinstance(train_mod.autocast(cpu, enabled=False), torch.autocast)
+    monkeypatch.setattr(train_mod, "cpu_has_bf16", lambda: False)   # emulated bf16 is slower: stay float32
+    assert not isinstance(train_mod.autocast(cpu, enabled=True), torch.autocast)
+    monkeypatch.setattr(train_mod, "cpu_has_bf16", lambda: True)
+    ctx = train_mod.autocast(cpu, enabled=True)
+    assert isinstance(ctx, torch.autocast)
+    with ctx:
+        assert (torch.ones(2, 2) @ torch.ones(2, 2)).dtype == torch.bfloat16
+
+
+def test_quantizer_stays_float32_under_autocast():
+    """The tokenizer trained under bf16 autocast picks the same codes as in float32: the
+    quantizer opts out, so its latent, residuals and loss are float32 whatever the caller."""
+    cfg = get_config("smoke")
+    torch.manual_seed(0)
+    q = Tokenizer(cfg).quantizer.eval()
+    f = torch.randn(3, q.D, *q.latent_hw)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        f_hat_amp, vq_amp, info_amp = q(f.bfloat16())
+    assert f_hat_amp.dtype == vq_amp.dtype == torch.float32
+    f_rounded = f.bfloat16().float()  # the only difference is the input's own rounding
+    for a, b in zip(q(f_rounded)[2]["indices"], info_amp["indices"]):
+        assert torch.equal(a, b)
+    assert torch.allclose(f_hat_amp, q(f_rounded)[0])

@@ -3,7 +3,7 @@
 A notebook trains its model once, on the profile's full schedule, into the run folder
 that later notebooks reuse.  An exercise that asks "what if we trained it differently?"
 must not touch that folder, and cannot afford the full schedule either (the course
-tokenizer takes ~15 min on 2 CPU cores; a quick run, 3 min).  So it calls, for example::
+tokenizer takes ~11 min on 2 CPU cores; a quick run, 2 min).  So it calls, for example::
 
     model, history, qcfg = quick_tokenizer(cfg, {"tokenizer.lookup": "cosine"})
 

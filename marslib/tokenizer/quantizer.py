@@ -148,6 +148,12 @@ class MultiScaleQuantizer(nn.Module):
             ``info``: ``{"indices": [K x (B, h_k, w_k)], "usage": (K,), "perplexity": (K,)}``.
         """
         self._check_latent(f_BDHW)
+        # The residual sums and the nearest-code search stay float32 under autocast, as in
+        # VAR: with bf16's 8-bit mantissa, rounding error would pick between close codes.
+        with torch.autocast(f_BDHW.device.type, enabled=False):
+            return self._quantize(f_BDHW.float())
+
+    def _quantize(self, f_BDHW: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, dict]:
         f_rest, f_hat = f_BDHW.detach().clone(), torch.zeros_like(f_BDHW)
         vq_loss = f_BDHW.new_zeros(())
         indices, residuals = [], []
