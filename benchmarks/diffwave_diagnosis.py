@@ -45,7 +45,6 @@ from common import add_run_args, environment, run_config, setup, write_json  # n
 
 from marslib.audio import denormalise, waveform_to_input  # noqa: E402
 from marslib.baselines import load_baseline, run_batched  # noqa: E402
-from marslib.baselines.common import random_crop, seeded_noise  # noqa: E402
 from marslib.baselines.diffwave import DiffWave  # noqa: E402
 from marslib.data import ensure_dataset, wave_store  # noqa: E402
 from marslib.evaluate import test_clips  # noqa: E402
@@ -86,36 +85,13 @@ class SpectralPriorDiffWave(DiffWave):
         return torch.istft(spec * filter_BFT[..., : spec.shape[-1]], n_fft, self.hop, window=window,
                            length=x_BS.shape[-1])
 
-    def training_losses(self, batch):
-        waves, labels = batch
-        spec, k = self.spectrogram(waves), self.cfg.diffwave.crop_frames
-        x0, starts = random_crop(waves, k * self.hop, multiple=self.hop)
-        frames = (starts[:, None] // self.hop + torch.arange(k)[None]).to(waves.device)
-        spec = spec.gather(2, frames[:, None].expand(-1, spec.shape[1], -1))
-        filt = self.filter_BFT(spec)
-        t = torch.randint(0, len(self.alpha_bar), (waves.shape[0],), device=waves.device)
-        noise = self.shape(torch.randn_like(x0), filt)
-        abar = self.alpha_bar[t][:, None]
-        x_t = abar.sqrt() * x0 + (1 - abar).sqrt() * noise
-        err = self.denoise(x_t, t, self.upsample_spec(spec), labels["pitch"], labels["family"]) - noise
-        return {"loss": self.shape(err, 1.0 / filt).pow(2).mean()}  # the Mahalanobis norm of the error
+    def prior(self, white_BS: torch.Tensor, spec_BFT: torch.Tensor) -> torch.Tensor:
+        """``L x``: white noise given the condition's spectrum (every draw, the chain's start as well)."""
+        return self.shape(white_BS, self.filter_BFT(spec_BFT))
 
-    @torch.no_grad()
-    def vocode(self, spec_BFT, pitch_B, family_B, seed: int = 0, fast: bool = True):
-        """DiffWave's reverse chain with every noise draw shaped by ``L`` (the start as well)."""
-        b, dev = spec_BFT.shape[0], spec_BFT.device
-        betas, steps = self.schedule(fast)
-        abar = np.cumprod(1 - betas)
-        shape, filt = (b, spec_BFT.shape[-1] * self.hop), self.filter_BFT(spec_BFT)
-        x, cond = self.shape(seeded_noise(shape, seed, dev), filt), self.upsample_spec(spec_BFT)
-        for n in range(len(betas) - 1, -1, -1):
-            eps = self.denoise(x, torch.full((b,), float(steps[n]), device=dev), cond, pitch_B, family_B)
-            x = (x - betas[n] / np.sqrt(1 - abar[n]) * eps) / np.sqrt(1 - betas[n])
-            if n > 0:
-                sigma = np.sqrt((1 - abar[n - 1]) / (1 - abar[n]) * betas[n])
-                x = x + sigma * self.shape(seeded_noise(shape, seed * 1000 + n, dev), filt)
-            x = x.clamp(-1.0, 1.0)
-        return x
+    def noise_error(self, err_BS: torch.Tensor, spec_BFT: torch.Tensor) -> torch.Tensor:
+        """``||L^-1 err||^2``: the Mahalanobis norm of the error under the shaped prior."""
+        return self.shape(err_BS, 1.0 / self.filter_BFT(spec_BFT)).pow(2).mean()
 
 
 def fresh(cls: type, cfg, **kwargs) -> DiffWave:

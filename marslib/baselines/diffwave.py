@@ -143,11 +143,24 @@ class DiffWave(nn.Module):
         frames = (starts[:, None] // self.hop + torch.arange(k)[None]).to(waves.device)
         spec = spec.gather(2, frames[:, None].expand(-1, spec.shape[1], -1))
         t = torch.randint(0, len(self.alpha_bar), (waves.shape[0],), device=waves.device)
-        noise = torch.randn_like(x0)
+        noise = self.prior(torch.randn_like(x0), spec)
         abar = self.alpha_bar[t][:, None]
         x_t = abar.sqrt() * x0 + (1 - abar).sqrt() * noise
-        loss = F.mse_loss(self.denoise(x_t, t, self.upsample_spec(spec), labels["pitch"], labels["family"]), noise)
-        return {"loss": loss}
+        eps = self.denoise(x_t, t, self.upsample_spec(spec), labels["pitch"], labels["family"])
+        return {"loss": self.noise_error(eps - noise, spec)}
+
+    def prior(self, white_BS: torch.Tensor, spec_BFT: torch.Tensor) -> torch.Tensor:
+        """The diffusion's noise from white noise ``(B, S)`` given the condition ``(B, F, T)``.
+
+        DiffWave's prior is white, ``N(0, I)``.  A hook, so that a study can try a prior shaped
+        by the condition (PriorGrad, SpecGrad: ``benchmarks/diffwave_diagnosis.py``).
+        """
+        return white_BS
+
+    def noise_error(self, err_BS: torch.Tensor, spec_BFT: torch.Tensor) -> torch.Tensor:
+        """The training loss of a noise-prediction error ``(B, S)``: its squared norm under the
+        prior's covariance, which for a white prior is the paper's plain mean squared error."""
+        return err_BS.pow(2).mean()
 
     def schedule(self, fast: bool = True) -> tuple[np.ndarray, np.ndarray]:
         """``(betas, steps)`` of the reverse chain: inference betas and the (fractional) training
@@ -172,14 +185,14 @@ class DiffWave(nn.Module):
         betas, steps = self.schedule(fast)
         abar = np.cumprod(1 - betas)
         shape = (b, spec_BFT.shape[-1] * self.hop)
-        x, cond = seeded_noise(shape, seed, dev), self.upsample_spec(spec_BFT)
+        x, cond = self.prior(seeded_noise(shape, seed, dev), spec_BFT), self.upsample_spec(spec_BFT)
         for n in range(len(betas) - 1, -1, -1):
             t = torch.full((b,), float(steps[n]), device=dev)
             eps = self.denoise(x, t, cond, pitch_B, family_B)
             x = (x - betas[n] / math.sqrt(1 - abar[n]) * eps) / math.sqrt(1 - betas[n])
             if n > 0:  # posterior std sigma_n = sqrt(beta~_n); the last step adds no noise
                 sigma = math.sqrt((1 - abar[n - 1]) / (1 - abar[n]) * betas[n])
-                x = x + sigma * seeded_noise(shape, seed * 1000 + n, dev)
+                x = x + sigma * self.prior(seeded_noise(shape, seed * 1000 + n, dev), spec_BFT)
             x = x.clamp(-1.0, 1.0)
         return x
 
