@@ -213,7 +213,7 @@ def generated_clips(cfg: Config, run: Path, test: ClipSet, seed: int, system: st
     ``system``: ``"mars"`` (``<run>/ar``), ``"truncation"`` (``<run>/truncate/ar``)
     or ``"raster"`` (``<run>/raster``).  Sampling: :func:`sampling_settings` of ``cfg``.
     """
-    from .autoregressor import sample_tokens, tokens_to_audio
+    from .autoregressor import sample_tokens
     from .autoregressor.training import load_ar, load_raster
 
     prints = _fingerprints(run, SYSTEMS[system][1])
@@ -228,12 +228,25 @@ def generated_clips(cfg: Config, run: Path, test: ClipSet, seed: int, system: st
         sample = lambda p, f, s: sample_tokens(model, tokenizer, p, f, seed=s, **settings)  # noqa: E731
     reps = cfg.eval.clips_per_condition
     pitch, family = np.tile(test.pitch, reps), np.tile(test.family, reps)
+    waves = sampled_waves(lambda p, f, s, _: sample(p, f, s), tokenizer, pitch, family, seed, cfg.device,
+                          desc=f"generate {system}")
+    return ClipSet(system, waves, pitch, family, prints, settings)
+
+
+def sampled_waves(sample, tokenizer, pitch: np.ndarray, family: np.ndarray, seed: int, device: str,
+                  desc: str | None = None) -> np.ndarray:
+    """Waveforms ``(N, S)`` of the conditions ``pitch``, ``family`` ``(N,)``, 32 at a time.
+
+    ``sample(pitch_B, family_B, seed, rows)`` returns batch ``rows``' token maps; batch ``i``
+    samples and runs Griffin-Lim with seed ``seed + i``, so a clip depends only on its batch.
+    """
+    from .autoregressor import tokens_to_audio
+
     waves = []
-    for i, sl in tqdm(_batches(len(pitch)), desc=f"generate {system}", leave=False):
-        p, f = torch.as_tensor(pitch[sl]).to(cfg.device), torch.as_tensor(family[sl]).to(cfg.device)
-        _, wave = tokens_to_audio(tokenizer, sample(p, f, seed + i), seed=seed + i)
-        waves.append(wave.cpu())
-    return ClipSet(system, torch.cat(waves).numpy(), pitch, family, prints, settings)
+    for i, sl in tqdm(_batches(len(pitch)), desc=desc, leave=False, disable=desc is None):
+        p, f = torch.as_tensor(pitch[sl]).to(device), torch.as_tensor(family[sl]).to(device)
+        waves.append(tokens_to_audio(tokenizer, sample(p, f, seed + i, sl), seed=seed + i)[1].cpu())
+    return torch.cat(waves).numpy()
 
 
 def baseline_clips(cfg: Config, run: Path, test: ClipSet, seed: int, row: str) -> ClipSet:

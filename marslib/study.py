@@ -35,7 +35,7 @@ from .checkpoint import has_checkpoint
 from .cmx import from_model_input, to_model_input
 from .config import Config
 from .evaluate import (CREPE_NAME, ClipSet, _batches, _fingerprints, generated_clips, griffin_lim_clips,
-                       sampling_settings, test_clips)
+                       sampled_waves, sampling_settings, test_clips)
 from .metrics import classify_waveforms, crepe_analyse, frechet_distance, load_classifier
 
 DESIGN_KEYS = {"variant": str, "change": str, "family_acc": float, "lsd_db": float, "train_minutes": float,
@@ -150,20 +150,20 @@ def continuation_clips(cfg: Config, run: Path, test: ClipSet, seed: int, given: 
     Same labels, sampling settings (``evaluate.sampling_settings``), seeds and Griffin-Lim as the
     ``mars`` stage, so ``given = 0`` would be that stage and ``given = K`` the tokenizer's.
     """
-    from .autoregressor import sample_tokens, tokens_to_audio
+    from .autoregressor import sample_tokens
     from .autoregressor.training import load_ar
 
     prints = _fingerprints(run, ("tokenizer", "ar"))
     model, tokenizer = load_ar(run, device=cfg.device)
     tcfg, settings = tokenizer.cfg, sampling_settings(cfg)
-    waves = []
-    for i, sl in _batches(len(test.waves)):
-        x = to_model_input(waveform_to_input(torch.from_numpy(test.waves[sl]), tcfg.audio), tcfg.cmx)
+
+    def continue_real(p, f, s, rows):
+        x = to_model_input(waveform_to_input(torch.from_numpy(test.waves[rows]), tcfg.audio), tcfg.cmx)
         real = tokenizer.encode(x.to(cfg.device))
-        p, f = (torch.as_tensor(a[sl]).to(cfg.device) for a in (test.pitch, test.family))
-        tokens = sample_tokens(model, tokenizer, p, f, seed=seed + i, prefix=real[:given], **settings)
-        waves.append(tokens_to_audio(tokenizer, tokens, seed=seed + i)[1].cpu())
-    return ClipSet(f"mars_from_{given}", torch.cat(waves).numpy(), test.pitch, test.family, prints, settings)
+        return sample_tokens(model, tokenizer, p, f, seed=s, prefix=real[:given], **settings)
+
+    waves = sampled_waves(continue_real, tokenizer, test.pitch, test.family, seed, cfg.device)
+    return ClipSet(f"mars_from_{given}", waves, test.pitch, test.family, prints, settings)
 
 
 def stage_table(result: dict) -> str:
