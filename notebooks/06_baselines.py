@@ -379,10 +379,13 @@ for generated, resynth, label in COMPARISON:
 #   given the note's f0, so pitch is right by construction and the network only learns
 #   a spectral envelope per frame. Its weakness is in what the synthesiser cannot make:
 #   inharmonic partials (mallets, bells) and attacks sharper than a frame.
-# * **DiffWave** must learn the waveform's fine structure from noise; with a few
-#   minutes of CPU training it leaves a residual hiss that the judge hears (notebook 02
-#   showed how a noise floor fools our family classifier), and a vocoder's quality is
-#   bounded by the spectrogram it is given (the same log-magnitude MARS uses).
+# * **DiffWave** must learn the waveform's fine structure from noise. After a few
+#   minutes of CPU training (1,200 steps in `course`; the published vocoder trains for a
+#   million) it has learned where the note's energy lies but not its waveform: what it
+#   resynthesises is noise shaped like the spectrogram, with no pitch for CREPE to find,
+#   through the fast schedule and the full 50-step chain alike
+#   (`benchmarks/diffwave_diagnosis.py`, `docs/baselines.md`). A vocoder's quality is
+#   also bounded by the spectrogram it is given (the same log-magnitude MARS uses).
 # * **The WaveNet autoencoder** is the most expensive: a sample-level autoregressive
 #   decoder needs hundreds of thousands of steps to sound clean, and its sampling is
 #   sequential, one sample at a time, which is what MARS's scale-wise generation avoids.
@@ -556,7 +559,7 @@ ex06_2 = {"notes": [int(i) for i in four], "lsd_all_steps": lsd_steps[6], "lsd_l
 # %% [markdown] tags=["solution"]
 # The chain's first steps remove most of the noise (β = 0.5, 0.2, 0.05 of the fast
 # schedule); started at the third-smallest level, the sampler treats unit-variance noise
-# as an almost clean signal and leaves most of it in: a hiss over the note. A trained
+# as an almost clean signal and leaves most of it in: louder noise in the clip. A trained
 # DiffWave (course) shows it clearly; the smoke model barely denoises at all, so there
 # the two may differ little.
 
