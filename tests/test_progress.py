@@ -66,8 +66,8 @@ def test_every_model_a_course_notebook_trains_has_a_measured_time():
     # the table's own rows are for the course schedules: their full runs give their measured minutes
     for model, (steps, minutes) in MEASURED_TRAIN_MINUTES["course"].items():
         assert model_steps(cfg, model)[1] == steps, model
-    assert expected_train_minutes("course", "tokenizer", "tokenizer", 750) == pytest.approx(14.0)
-    assert expected_train_minutes("course", "elsewhere", "tokenizer", 1500) == pytest.approx(28.0)  # by kind
+    assert expected_train_minutes("course", "tokenizer", "tokenizer", 750) == pytest.approx(5.35)
+    assert expected_train_minutes("course", "elsewhere", "tokenizer", 1500) == pytest.approx(10.7)  # by kind
     assert expected_train_minutes("paper", "tokenizer", "tokenizer", 100) is None
 
 
@@ -89,9 +89,9 @@ def test_training_says_what_it_will_do_before_it_starts(tmp_path):
     tcfg = cfg.train_tokenizer
     run = tmp_path / "tokenizer"
     assert training_notice(run, "tokenizer", cfg, tcfg, 0) == \
-        f"Training tokenizer for 1500 steps (profile course: ≈ 28 min on 2 CPU cores) → {run}"
+        f"Training tokenizer for 1500 steps (profile course: ≈ 11 min on 2 CPU cores) → {run}"
     assert training_notice(run, "tokenizer", cfg, tcfg, 750) == \
-        f"Resuming tokenizer at step 750 of 1500 (profile course: ≈ 14 min on 2 CPU cores) → {run}"
+        f"Resuming tokenizer at step 750 of 1500 (profile course: ≈ 5 min on 2 CPU cores) → {run}"
     assert training_notice(run, "tokenizer", cfg, tcfg, 1500) == f"Loading tokenizer from {run} (trained 1500 steps)"
     smoke = get_config("smoke")
     assert "(profile smoke: ≈ 11 s on 2 CPU cores)" in training_notice(run, "tokenizer", smoke, smoke.train_tokenizer, 0)
@@ -106,9 +106,9 @@ def test_banner_says_what_loads_and_what_trains(tmp_path):
     assert banner.splitlines() == [
         "03_next_scale_autoregression: profile course, seed 0, device cpu",
         f"  run folder {tmp_path}  (this notebook writes 03_next_scale_autoregression/)",
-        "  tokenizer  missing: trains 1500 steps, ≈ 28 min on 2 CPU cores",
-        "  ar         missing: trains 1000 steps, ≈ 24 min on 2 CPU cores",
-        "  in all about 52 min of training before the rest of this notebook runs"]
+        "  tokenizer  missing: trains 1500 steps, ≈ 11 min on 2 CPU cores",
+        "  ar         missing: trains 1000 steps, ≈ 18 min on 2 CPU cores",
+        "  in all about 29 min of training before the rest of this notebook runs"]
     smoke = get_config("smoke")
     save_checkpoint(tmp_path / "tokenizer", Tokenizer(smoke), smoke, "tokenizer", smoke.train_tokenizer.steps)
     lines = run_banner("03_next_scale_autoregression", smoke, tmp_path).splitlines()
